@@ -1,0 +1,5 @@
+"""``python -m channelhub`` is the ``channelhub`` command."""
+
+from channelhub.cli import app
+
+app()

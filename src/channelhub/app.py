@@ -1,0 +1,76 @@
+"""Assemble the ASGI application of a node from its settings. Nothing imports this module."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from channelhub import __version__
+from channelhub.channels import rest
+from channelhub.config import Settings, load_settings
+from channelhub.kernel import lookup
+from channelhub.kit.ids import new_id
+from channelhub.kit.logging import configure_logging, get_logger
+from channelhub.ops import health, metrics
+from channelhub.runtime import Runtime
+
+__all__ = ["create_app"]
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Return the node's ASGI app; the runtime is built here and opened in the lifespan."""
+    settings = settings or load_settings()
+    configure_logging(level=settings.log.level, json=settings.log.json_format)
+    runtime = Runtime.build(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if settings.recovery.enabled:
+            worker = asyncio.create_task(
+                runtime.recovery.run_forever(interval=settings.recovery.interval_seconds)
+            )
+        log.info("node_started", node_id=settings.node_id, services=len(runtime.catalog))
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await runtime.close()
+
+    app = FastAPI(
+        title="channelhub",
+        version=__version__,
+        # The REST channel's OpenAPI document comes from the catalog, not from these routes.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.engine = runtime.engine
+    app.state.max_body_bytes = settings.http.max_body_bytes
+    app.state.migration_head = health.HEAD
+    app.router.routes.extend([*rest.routes, *health.routes, *metrics.routes])
+    app.add_exception_handler(Exception, _internal_error)
+    return app
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """Answer an unexpected failure with the envelope; the trace goes to the log only."""
+    error_id = new_id()
+    log.exception("unhandled_error", error_id=str(error_id), path=request.url.path[:200], exc_info=exc)
+    entry = lookup("INTERNAL_ERROR")
+    body = {"txn_id": str(error_id), "status": "failed", "code": entry.code,
+            "message": entry.message_en, "data": {}}
+    return Response(orjson.dumps(body), status_code=500, media_type="application/json")

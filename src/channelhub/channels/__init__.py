@@ -1,0 +1,1 @@
+"""Channel adapters: each speaks one wire format and hands the kernel canonical requests."""

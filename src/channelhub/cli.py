@@ -1,0 +1,301 @@
+"""The ``channelhub`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from channelhub import __version__
+from channelhub.config import Settings, SettingsError, load_settings
+from channelhub.kernel.catalog import CatalogError, definition_files, load_definitions
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="channelhub: the one backend every channel of a bank talks to.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Service definitions.", no_args_is_help=True)
+events_app = typer.Typer(help="The event outbox.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(events_app, name="events")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+_state: dict[str, Path | None] = {"config": None}
+
+HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")]
+PortOption = Annotated[int | None, typer.Option(help="HTTP port (0 picks a free one).")]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the SQLite file and other local state live.")
+]
+
+
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A TOML settings file (environment variables win).")
+    ] = None,
+) -> None:
+    """channelhub: the one backend every channel of a bank talks to."""
+    _state["config"] = config
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(config_file=_state["config"], **overrides)
+    except SettingsError as error:
+        err.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _serve_overrides(host: str | None, port: int | None, data_dir: Path | None) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    http: dict[str, Any] = {}
+    if host is not None:
+        http["host"] = host
+    if port is not None:
+        http["port"] = port
+    if http:
+        overrides["http"] = http
+    return overrides
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def _migrate(settings: Settings) -> None:
+    from channelhub.kit.migrations import upgrade
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=False) as bar:
+        task = bar.add_task("migrating the database", total=None)
+        upgrade(settings.database_url, on_step=lambda step: bar.console.print(f"  applied {step}"))
+        bar.update(task, description="database is up to date")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDirOption = None) -> None:
+    """Apply every pending migration to the configured database."""
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    _migrate(settings)
+
+
+@catalog_app.command("list")
+def catalog_list() -> None:
+    """List every service definition the node would load."""
+    from channelhub.runtime import import_plugins, load_catalog
+
+    settings = _settings()
+    import_plugins(settings.plugins)
+    catalog = _load_or_exit(lambda: load_catalog(settings))
+    table = Table("service", "version", "category", "status", "auth", "channels", "title")
+    for service in catalog.all():
+        d = service.definition
+        table.add_row(d.id, str(d.version), d.category.value, d.status.value, d.auth.level.value,
+                      ",".join(d.channels), d.title)
+    out.print(table)
+    out.print(f"{len(catalog)} definitions")
+
+
+@catalog_app.command("validate")
+def catalog_validate(path: Annotated[Path, typer.Argument(help="A definition file or a folder of them.")]) -> None:
+    """Check definitions without loading them into a node; each problem shows file and line."""
+    from channelhub.kernel import registry
+    from channelhub.runtime import import_plugins
+
+    if not path.exists():
+        err.print(f"error: {path}: no such file or folder", markup=False)
+        raise typer.Exit(2)
+    settings = _settings()
+    import_plugins(settings.plugins)
+    files = definition_files([path])
+    services = _load_or_exit(lambda: load_definitions(files, registry))
+    out.print(f"{len(services)} definitions valid", highlight=False)
+
+
+def _load_or_exit(load: Any) -> Any:
+    try:
+        return load()
+    except CatalogError as error:
+        for problem in error.problems:
+            err.print(str(problem), markup=False, highlight=False)
+        err.print(f"{len(error.problems)} problem(s)", markup=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(f"channelhub {__version__}", highlight=False)
+
+
+@app.command()
+def serve(
+    host: HostOption = None,
+    port: PortOption = None,
+    data_dir: DataDirOption = None,
+    upgrade: Annotated[bool, typer.Option("--upgrade", help="Apply pending migrations first.")] = False,
+) -> None:
+    """Run a node from settings: the HTTP channels, probes and metrics, and the recovery worker."""
+    settings = _settings(**_serve_overrides(host, port, data_dir))
+    if upgrade:
+        _migrate(settings)
+    _run(_serve(settings, banner=None))
+
+
+@app.command()
+def demo(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
+    """Migrate, seed the demo bank and serve it (HTTP on port 8000 unless told otherwise)."""
+    settings = _settings(**_serve_overrides(host, port, data_dir))
+    _migrate(settings)
+    _run(_seed_demo(settings))
+    _run(_serve(settings, banner=_demo_banner))
+
+
+async def _seed_demo(settings: Settings) -> None:
+    from channelhub.demo import seed
+    from channelhub.kit.logging import configure_logging
+    from channelhub.runtime import Runtime
+
+    configure_logging(level="WARNING", json=settings.log.json_format)
+    runtime = _load_or_exit(lambda: Runtime.build(settings))
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err) as bar:
+            from channelhub.demo.seed import DEMO_TRANSACTIONS
+
+            task = bar.add_task("seeding the demo", total=len(DEMO_TRANSACTIONS))
+            await seed(runtime.engine, advance=lambda _: bar.advance(task))
+    finally:
+        await runtime.close()
+
+
+def _demo_banner(base: str, settings: Settings) -> str:
+    return "\n".join(
+        [
+            "",
+            f"channelhub demo is ready at {base}",
+            f"  database      {settings.database_url}",
+            f"  services      {base}/openapi.json",
+            f"  health        {base}/healthz  {base}/readyz",
+            f"  metrics       {base}/metrics",
+            f"  try it        curl -s -X POST {base}/api/v1/services/system.echo "
+            "-H 'Content-Type: application/json' -d '{\"hello\": \"bank\"}'",
+            "  events        channelhub events tail"
+            + (f" (with --data-dir {settings.data_dir})" if str(settings.data_dir) != "var" else ""),
+            "",
+        ]
+    )
+
+
+async def _serve(settings: Settings, *, banner: Any) -> None:
+    import uvicorn
+
+    from channelhub.kit.db import create_engine
+    from channelhub.kit.migrations import current_revision, head_revision
+
+    probe = create_engine(settings.database_url, pool_size=1)
+    try:
+        current = await current_revision(probe)
+    finally:
+        await probe.dispose()
+    if current != head_revision():
+        err.print(
+            f"error: the database is at migration {current}, this version needs {head_revision()}: "
+            "run `channelhub db upgrade` (or serve --upgrade)",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    from channelhub.app import create_app
+
+    application = _load_or_exit(lambda: create_app(settings))
+    config = uvicorn.Config(
+        application,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.02)
+    if server.started:
+        sockname = server.servers[0].sockets[0].getsockname()
+        base = f"http://{sockname[0]}:{sockname[1]}"
+        out.print(banner(base, settings) if banner else f"channelhub listening on {base}",
+                  highlight=False, markup=False, soft_wrap=True)
+        sys.stdout.flush()
+    await task
+
+
+@app.command()
+def recover(
+    data_dir: DataDirOption = None,
+) -> None:
+    """Find transactions abandoned by a dead node and bring them to a terminal state now."""
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    report = _run(_recover(settings))
+    out.print(f"found {report.found}, aborted {len(report.aborted)}, still in doubt {len(report.still_in_doubt)}")
+    for txn_id in report.aborted:
+        out.print(f"  aborted    {txn_id}")
+    for txn_id in report.still_in_doubt:
+        out.print(f"  in doubt   {txn_id}")
+    if report.still_in_doubt:
+        raise typer.Exit(1)
+
+
+async def _recover(settings: Settings) -> Any:
+    from channelhub.kit.logging import configure_logging
+    from channelhub.runtime import Runtime
+
+    configure_logging(level=settings.log.level, json=settings.log.json_format)
+    runtime = _load_or_exit(lambda: Runtime.build(settings))
+    try:
+        return await runtime.recovery.run_once(limit=10_000)
+    finally:
+        await runtime.close()
+
+
+@events_app.command("tail")
+def events_tail(
+    count: Annotated[int, typer.Option("-n", "--count", min=1, max=10_000, help="How many events.")] = 20,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print the newest events of the outbox, one CloudEvents JSON object a line."""
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    for event in _run(_tail(settings, count)):
+        sys.stdout.write(orjson.dumps(event).decode() + "\n")
+
+
+async def _tail(settings: Settings, count: int) -> list[dict[str, Any]]:
+    from channelhub.kernel import journal
+    from channelhub.kernel.events import cloudevent_json
+    from channelhub.kit.db import create_engine, make_sessionmaker
+
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            rows = await journal.latest_events(session, limit=count)
+        return [cloudevent_json(row) for row in rows]
+    finally:
+        await engine.dispose()

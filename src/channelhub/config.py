@@ -1,0 +1,199 @@
+"""Settings: ``CHANNELHUB_*`` environment variables over an optional TOML file over defaults.
+
+Sections map to variables by their first underscore: ``[database] url`` in TOML is
+``CHANNELHUB_DATABASE_URL`` in the environment, ``[http] max_body_bytes`` is
+``CHANNELHUB_HTTP_MAX_BODY_BYTES``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from channelhub.kit.db import normalize_url
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+_Section = ConfigDict(extra="forbid")
+
+
+class BankSettings(BaseModel):
+    """Who the bank is and where its business day turns."""
+
+    model_config = _Section
+
+    name: str = "channelhub demo bank"
+    time_zone: str = "Asia/Shanghai"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Return the bank's time zone."""
+        return ZoneInfo(self.time_zone)
+
+
+class DatabaseSettings(BaseModel):
+    """Where the journal and every domain's tables live."""
+
+    model_config = _Section
+
+    url: str | None = Field(default=None, description="default: SQLite file in the data directory")
+    pool_size: int = Field(default=10, ge=1, le=200)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                normalize_url(value)
+            except Exception as error:  # sqlalchemy raises ArgumentError for unparsable URLs
+                raise ValueError(str(error).splitlines()[0]) from None
+        return value
+
+
+class HttpSettings(BaseModel):
+    """The HTTP listener of the REST channels, management API and probes."""
+
+    model_config = _Section
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=65_536, ge=1_024, le=16_777_216)
+
+
+class KernelSettings(BaseModel):
+    """The transaction engine's timing."""
+
+    model_config = _Section
+
+    lease_seconds: float = Field(default=60.0, gt=0)
+    duplicate_wait_seconds: float = Field(default=10.0, ge=0)
+
+
+class RecoverySettings(BaseModel):
+    """The in-process recovery worker."""
+
+    model_config = _Section
+
+    enabled: bool = True
+    interval_seconds: float = Field(default=15.0, gt=0)
+
+
+class CatalogSettings(BaseModel):
+    """Where service definitions come from, besides the built-in ones."""
+
+    model_config = _Section
+
+    paths: list[Path] = Field(default_factory=list)
+    builtin: bool = True
+
+
+class LogSettings(BaseModel):
+    """How much to log and in which form."""
+
+    model_config = _Section
+
+    level: str = "INFO"
+    json_format: bool = Field(default=True, alias="json")
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+
+class Settings(BaseSettings):
+    """Every setting of a channelhub node."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHANNELHUB_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Path("var")
+    node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    #: Python modules imported at start, to register extra steps (e.g. a bank's own).
+    plugins: list[str] = Field(default_factory=list)
+    bank: BankSettings = BankSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    kernel: KernelSettings = KernelSettings()
+    recovery: RecoverySettings = RecoverySettings()
+    catalog: CatalogSettings = CatalogSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = os.environ.get("CHANNELHUB_CONFIG")
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        """Return the database URL, defaulting to an SQLite file in the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'channelhub.db').resolve()}"
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message is one line naming it."""
+
+
+def load_settings(*, config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from the environment, ``config_file`` (TOML) and explicit overrides.
+
+    Raises:
+        SettingsError: one line naming the first wrong setting and why.
+    """
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(f"--config {config_file}: no such file")
+        os.environ["CHANNELHUB_CONFIG"] = str(config_file)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        reason = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"setting {_setting_name(first['loc'])}: {reason}") from None
+    except ValueError as error:  # a TOML file that does not parse
+        raise SettingsError(f"config file {os.environ.get('CHANNELHUB_CONFIG')}: {error}") from None
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return "CHANNELHUB_" + "_".join(parts).upper()

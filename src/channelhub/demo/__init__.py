@@ -1,0 +1,5 @@
+"""The deterministic demo bank."""
+
+from channelhub.demo.seed import seed
+
+__all__ = ["seed"]

@@ -1,0 +1,132 @@
+"""A service definition made ready to run: schemas compiled, steps resolved, conditions parsed.
+
+All of this happens once, when the catalog loads, so a request only does dictionary look-ups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from channelhub.kernel.catalog.definition import ServiceDefinition
+from channelhub.kernel.errors import ValidationFailed
+from channelhub.kernel.steps import StepSpec
+
+__all__ = ["CompiledBranch", "CompiledNode", "CompiledService", "CompiledStep"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStep:
+    """A step of a flow, with its registered function and compensation."""
+
+    spec: StepSpec
+    output_key: str
+    params: Mapping[str, Any]
+    compensation: StepSpec | None
+    when: Any | None  # a compiled cel.Program
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBranch:
+    """A condition and its two arms."""
+
+    condition: Any  # a compiled cel.Program
+    source: str
+    then: tuple[CompiledNode, ...]
+    otherwise: tuple[CompiledNode, ...]
+
+
+CompiledNode = CompiledStep | CompiledBranch
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledService:
+    """A published service, ready for the engine."""
+
+    definition: ServiceDefinition
+    flow: tuple[CompiledNode, ...]
+    input_validator: Draft202012Validator
+    source: str
+
+    @property
+    def id(self) -> str:
+        """Return the service id."""
+        return self.definition.id
+
+    @property
+    def version(self) -> int:
+        """Return the definition's version."""
+        return self.definition.version
+
+    @property
+    def has_external_steps(self) -> bool:
+        """Tell whether some step of the flow calls another system."""
+        return any(_external(node) for node in self.flow)
+
+    def validate_input(self, payload: Mapping[str, Any]) -> None:
+        """Check ``payload`` against the input schema.
+
+        Raises:
+            ValidationFailed: naming the first failing field; the value itself is never echoed,
+                since it may be a secret typed into the wrong field.
+        """
+        error = next(self.input_validator.iter_errors(payload), None)
+        if error is None:
+            return
+        field, reason = describe_error(error)
+        raise ValidationFailed(f"{field}: {reason}", details={"field": field, "reason": reason})
+
+
+def _external(node: CompiledNode) -> bool:
+    if isinstance(node, CompiledStep):
+        return node.spec.external or bool(node.compensation and node.compensation.external)
+    return any(_external(n) for n in (*node.then, *node.otherwise))
+
+
+def compile_condition(source: str) -> Any:
+    """Compile a CEL condition; raises ValueError with the parser's reason."""
+    return cel.compile(source)
+
+
+def _pointer(parts: Any) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+    return text.lstrip(".") or "(body)"
+
+
+def describe_error(error: ValidationError) -> tuple[str, str]:
+    """Return (field path, reason) for a schema error, without the offending value."""
+    path = list(error.absolute_path)
+    rule = error.validator
+    value = error.validator_value
+    if rule == "required":
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        missing = next((name for name in value if name not in instance), "?")
+        return _pointer([*path, missing]), "is required"
+    if rule == "additionalProperties":
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        allowed = set(error.schema.get("properties", {}))
+        extra = next((str(k)[:64] for k in instance if k not in allowed), "?")
+        return _pointer([*path, extra]), "is not a known field"
+    reasons = {
+        "type": lambda: f"must be of type {value if isinstance(value, str) else ' or '.join(value)}",
+        "enum": lambda: f"must be one of {', '.join(map(str, value))}",
+        "const": lambda: f"must be {value}",
+        "minLength": lambda: f"must be at least {value} characters",
+        "maxLength": lambda: f"must be at most {value} characters",
+        "pattern": lambda: "does not have the required format",
+        "format": lambda: f"must be a valid {value}",
+        "minimum": lambda: f"must be at least {value}",
+        "maximum": lambda: f"must be at most {value}",
+        "exclusiveMinimum": lambda: f"must be greater than {value}",
+        "exclusiveMaximum": lambda: f"must be less than {value}",
+        "minItems": lambda: f"must have at least {value} items",
+        "maxItems": lambda: f"must have at most {value} items",
+        "maxProperties": lambda: f"must have at most {value} fields",
+    }
+    reason = reasons.get(str(rule), lambda: f"fails the {rule} rule")()
+    return _pointer(path), reason

@@ -1,0 +1,262 @@
+"""Read service definitions from YAML, check them, and report each problem with file and line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+from pydantic import ValidationError
+
+from channelhub.kernel.catalog.compiled import (
+    CompiledBranch,
+    CompiledNode,
+    CompiledService,
+    CompiledStep,
+    compile_condition,
+)
+from channelhub.kernel.catalog.definition import BranchNode, FlowNode, ServiceDefinition
+from channelhub.kernel.steps import StepRegistry
+
+__all__ = ["BUILTIN_CATALOG", "CatalogError", "Problem", "definition_files", "load_definitions"]
+
+#: The definitions that ship with channelhub, one folder per category.
+BUILTIN_CATALOG = Path(__file__).resolve().parents[2] / "catalog"
+
+# A definition file is small; anything larger is a mistake or an attack on the loader.
+MAX_DEFINITION_BYTES = 1_000_000
+
+_FORMATS = FormatChecker()
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a definition was refused, and where."""
+
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+class CatalogError(Exception):
+    """One or more definitions are invalid; ``problems`` lists each with file and line."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def definition_files(paths: Iterable[Path]) -> list[Path]:
+    """Return every ``*.yaml``/``*.yml`` file under ``paths`` (files are taken as they are)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        else:
+            found.append(path)
+    return found
+
+
+def load_definitions(files: Iterable[Path], registry: StepRegistry) -> list[CompiledService]:
+    """Load and compile every file; raise one CatalogError that lists every problem found.
+
+    Raises:
+        CatalogError: a file is unreadable, not YAML, not a valid definition, or a service
+            id and version is defined twice.
+    """
+    services: list[CompiledService] = []
+    problems: list[Problem] = []
+    seen: dict[tuple[str, int], str] = {}
+    for file in files:
+        try:
+            service = _load_file(file, registry)
+        except CatalogError as error:
+            problems.extend(error.problems)
+            continue
+        key = (service.id, service.version)
+        if key in seen:
+            problems.append(
+                Problem(str(file), 1, f"{key[0]} version {key[1]} is also defined in {seen[key]}")
+            )
+            continue
+        seen[key] = str(file)
+        services.append(service)
+    if problems:
+        raise CatalogError(problems)
+    return services
+
+
+def _load_file(file: Path, registry: StepRegistry) -> CompiledService:
+    name = str(file)
+    try:
+        if file.stat().st_size > MAX_DEFINITION_BYTES:
+            raise CatalogError([Problem(name, 1, f"larger than {MAX_DEFINITION_BYTES} bytes")])
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CatalogError([Problem(name, 1, f"cannot read: {error}")]) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        reason = getattr(error, "problem", None) or str(error)
+        raise CatalogError([Problem(name, line, f"not valid YAML: {reason}")]) from None
+    lines = _LineMap(root)
+    duplicates = list(lines.duplicate_keys())
+    if duplicates:
+        raise CatalogError([Problem(name, line, f"key {key!r} appears twice") for key, line in duplicates])
+    if not isinstance(document, dict):
+        raise CatalogError([Problem(name, 1, "a definition must be a mapping of keys")])
+    try:
+        definition = ServiceDefinition.model_validate(document)
+    except ValidationError as error:
+        raise CatalogError(
+            [
+                Problem(name, lines.line_of(e["loc"]), f"{_loc_text(e['loc'])}: {e['msg']}")
+                for e in error.errors()
+            ]
+        ) from None
+    return _compile(definition, name, lines, registry)
+
+
+def _compile(
+    definition: ServiceDefinition, name: str, lines: _LineMap, registry: StepRegistry
+) -> CompiledService:
+    problems: list[Problem] = []
+
+    def problem(loc: tuple[Any, ...], reason: str) -> None:
+        problems.append(Problem(name, lines.line_of(loc), reason))
+
+    for key in ("input", "output"):
+        schema = getattr(definition, key)
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as error:
+            where = ".".join(str(p) for p in error.absolute_path) or "(root)"
+            problem((key, *error.absolute_path), f"{key} is not a valid JSON Schema at {where}: {error.message}")
+    if definition.input.get("type") != "object":
+        problem(("input",), "input schema must describe an object (type: object)")
+    if definition.amount is not None:
+        properties = definition.input.get("properties", {})
+        for field in (definition.amount.amount, definition.amount.currency):
+            if field not in properties:
+                problem(("amount",), f"amount field {field!r} is not a property of the input")
+
+    output_keys: set[str] = set()
+
+    def compile_nodes(nodes: tuple[FlowNode, ...], loc: tuple[Any, ...]) -> tuple[CompiledNode, ...]:
+        compiled: list[CompiledNode] = []
+        for index, node in enumerate(nodes):
+            here = (*loc, index)
+            if isinstance(node, BranchNode):
+                try:
+                    condition = compile_condition(node.branch.condition)
+                except ValueError as error:
+                    problem((*here, "branch", "if"), f"condition does not compile: {_first_line(error)}")
+                    condition = None
+                compiled.append(
+                    CompiledBranch(
+                        condition=condition,
+                        source=node.branch.condition,
+                        then=compile_nodes(node.branch.then, (*here, "branch", "then")),
+                        otherwise=compile_nodes(node.branch.otherwise, (*here, "branch", "else")),
+                    )
+                )
+                continue
+            spec = registry.steps.get(node.step)
+            if spec is None:
+                problem((*here, "step"), f"unknown step {node.step!r}")
+                continue
+            compensation = None
+            if node.compensation is not None:
+                compensation = registry.compensations.get(node.compensation)
+                if compensation is None:
+                    problem((*here, "compensation"), f"unknown compensation {node.compensation!r}")
+            elif spec.mutates:
+                problem((*here, "step"), f"step {node.step!r} changes state and needs a compensation")
+            if node.output_key in output_keys:
+                problem((*here, "id"), f"two steps share the id {node.output_key!r}; give one an id")
+            output_keys.add(node.output_key)
+            when = None
+            if node.when is not None:
+                try:
+                    when = compile_condition(node.when)
+                except ValueError as error:
+                    problem((*here, "when"), f"condition does not compile: {_first_line(error)}")
+            compiled.append(CompiledStep(spec, node.output_key, node.params, compensation, when))
+        return tuple(compiled)
+
+    flow = compile_nodes(definition.flow, ("flow",))
+    if problems:
+        raise CatalogError(problems)
+    return CompiledService(
+        definition=definition,
+        flow=flow,
+        input_validator=Draft202012Validator(definition.input, format_checker=_FORMATS),
+        source=name,
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    # cel's parser repeats the expression with a caret below; the first line says what is wrong.
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("step", "branch") or isinstance(p, int)]
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+    return text.lstrip(".") or "(root)"
+
+
+class _LineMap:
+    """Find the source line of a location such as ``("flow", 1, "compensation")``."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.root = root
+
+    def line_of(self, loc: tuple[Any, ...] | list[Any]) -> int:
+        node = self.root
+        if node is None:
+            return 1
+        best = node.start_mark.line + 1
+        for part in loc:
+            child = _child(node, part)
+            if child is None:
+                continue  # a union tag or alias pydantic adds to the path; keep looking deeper
+            node = child
+            best = node.start_mark.line + 1
+        return best
+
+    def duplicate_keys(self) -> Iterator[tuple[str, int]]:
+        stack = [self.root] if self.root is not None else []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                seen: set[str] = set()
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode):
+                        if key.value in seen:
+                            yield key.value, key.start_mark.line + 1
+                        seen.add(key.value)
+                    stack.append(value)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+
+
+def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                return value  # type: ignore[no-any-return]
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        return node.value[part]  # type: ignore[no-any-return]
+    return None

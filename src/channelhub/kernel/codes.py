@@ -1,0 +1,120 @@
+"""The error-code catalog: every canonical code, its HTTP status, ISO 8583 field 39, messages.
+
+A channel maps a canonical code to its own wire through this table and nothing else, so a code
+means the same on the app, the ATM and the partner API. Field-39 values follow ISO 8583:1987 as
+card networks use them ("00" approved, "51" insufficient funds, "96" system malfunction ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CODES", "ErrorCode", "lookup"]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """One canonical outcome code and how every wire shows it."""
+
+    code: str
+    http_status: int
+    iso8583: str
+    message_en: str
+    message_zh: str
+
+    def message(self, locale: str = "en") -> str:
+        """Return the default message in ``locale`` ("en" or "zh"), English otherwise."""
+        return self.message_zh if locale == "zh" else self.message_en
+
+
+_TABLE: tuple[ErrorCode, ...] = (
+    ErrorCode("OK", 200, "00", "Completed", "交易成功"),
+    # The request itself is wrong: nothing was executed.
+    ErrorCode("MALFORMED_REQUEST", 400, "30", "The request is not well-formed", "请求格式错误"),
+    ErrorCode("VALIDATION_FAILED", 400, "30", "A field of the request is invalid", "请求字段无效"),
+    ErrorCode("INVALID_AMOUNT", 400, "13", "The amount is not valid", "金额无效"),
+    ErrorCode("CURRENCY_MISMATCH", 400, "13", "The currencies do not match", "币种不一致"),
+    ErrorCode(
+        "IDEMPOTENCY_KEY_INVALID", 400, "30", "The idempotency key is not valid", "幂等键无效"
+    ),
+    ErrorCode(
+        "IDEMPOTENCY_KEY_REQUIRED",
+        400,
+        "30",
+        "This service needs an idempotency key",
+        "该服务需要幂等键",
+    ),
+    ErrorCode("PAYLOAD_TOO_LARGE", 413, "30", "The request is too large", "请求过大"),
+    ErrorCode(
+        "UNSUPPORTED_MEDIA_TYPE", 415, "30", "The request must be JSON", "请求必须为 JSON 格式"
+    ),
+    # Who is calling.
+    ErrorCode("UNAUTHENTICATED", 401, "63", "Authentication is required", "需要身份认证"),
+    ErrorCode(
+        "AUTH_LEVEL_INSUFFICIENT",
+        401,
+        "63",
+        "A stronger authentication is required",
+        "需要更高级别的身份认证",
+    ),
+    ErrorCode("FORBIDDEN", 403, "57", "This operation is not permitted", "无权执行此操作"),
+    # What is asked for.
+    ErrorCode("UNKNOWN_SERVICE", 404, "12", "The service does not exist", "服务不存在"),
+    ErrorCode(
+        "SERVICE_NOT_ON_CHANNEL",
+        404,
+        "58",
+        "The service is not available on this channel",
+        "该渠道不提供此服务",
+    ),
+    ErrorCode("NOT_FOUND", 404, "25", "The record does not exist", "记录不存在"),
+    # Conflicts with an earlier request.
+    ErrorCode(
+        "IDEMPOTENCY_KEY_REUSED",
+        409,
+        "94",
+        "The idempotency key was used for a different request",
+        "幂等键已用于其他请求",
+    ),
+    ErrorCode(
+        "TXN_IN_PROGRESS",
+        409,
+        "09",
+        "The same request is still being processed",
+        "相同请求正在处理中",
+    ),
+    # Business refusals.
+    ErrorCode("INSUFFICIENT_FUNDS", 422, "51", "Insufficient funds", "余额不足"),
+    ErrorCode("LIMIT_EXCEEDED", 422, "61", "The limit is exceeded", "超出限额"),
+    ErrorCode("BUSINESS_RULE_VIOLATION", 422, "12", "The request was refused", "交易被拒绝"),
+    # Throttling and availability.
+    ErrorCode("RATE_LIMITED", 429, "91", "Too many requests", "请求过于频繁"),
+    ErrorCode(
+        "BACKEND_UNAVAILABLE",
+        503,
+        "91",
+        "A back-end system is unavailable",
+        "后台系统暂不可用",
+    ),
+    ErrorCode("BACKEND_TIMEOUT", 503, "68", "A back-end system did not answer", "后台系统超时"),
+    ErrorCode(
+        "SERVICE_UNAVAILABLE", 503, "91", "The service is temporarily unavailable", "服务暂不可用"
+    ),
+    # Failures of the platform itself.
+    ErrorCode(
+        "TXN_ABORTED",
+        500,
+        "96",
+        "The transaction was interrupted and has been undone",
+        "交易中断，已撤销",
+    ),
+    ErrorCode("INTERNAL_ERROR", 500, "96", "An internal error occurred", "系统内部错误"),
+)
+
+#: Canonical code -> its entry.
+CODES: dict[str, ErrorCode] = {entry.code: entry for entry in _TABLE}
+
+
+def lookup(code: str) -> ErrorCode:
+    """Return the catalog entry of ``code``; an unknown code is reported as INTERNAL_ERROR."""
+    return CODES.get(code) or CODES["INTERNAL_ERROR"]

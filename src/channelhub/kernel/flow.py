@@ -1,0 +1,191 @@
+"""The flow engine: run a service's steps in order, and undo the completed ones on failure.
+
+Every step leaves an entry in the step log, which the journal keeps: what ran, in which order,
+what it returned, and whether it was undone. The recovery worker compensates from that log
+alone, so a compensation is looked up by name and gets only the step's parameters and output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from channelhub.kernel.catalog.compiled import CompiledBranch, CompiledNode, CompiledStep
+from channelhub.kernel.steps import OutcomeUnknown, StepContext, StepRegistry
+from channelhub.kit.errors import ChannelhubError
+from channelhub.kit.logging import get_logger
+
+__all__ = ["Checkpoint", "FlowOutcome", "FlowRunner", "StepLog", "undone_steps"]
+
+log = get_logger(__name__)
+
+#: One entry per step: {"step", "id", "state", "compensation", "external", "params", "output" ...}.
+StepLog = list[dict[str, Any]]
+
+#: Persist the step log and commit, before an external call: what is committed is recoverable.
+Checkpoint = Callable[[StepLog], Awaitable[None]]
+
+# Entry states. "calling" is committed before an external call and means "may have happened".
+DONE, CALLING, FAILED, SKIPPED = "done", "calling", "failed", "skipped"
+UNKNOWN, COMPENSATED, COMPENSATION_FAILED = "unknown", "compensated", "compensation_failed"
+_TO_UNDO = (DONE, CALLING, UNKNOWN, COMPENSATION_FAILED)
+
+
+@dataclass(slots=True)
+class FlowOutcome:
+    """How a flow ended: succeeded, failed and fully undone, or left in doubt."""
+
+    error: ChannelhubError | None = None
+    in_doubt: bool = False
+    step_log: StepLog = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every step completed."""
+        return self.error is None and not self.in_doubt
+
+
+class _Stop(Exception):
+    def __init__(self, error: ChannelhubError, *, in_doubt: bool = False) -> None:
+        self.error = error
+        self.in_doubt = in_doubt
+
+
+class FlowRunner:
+    """Runs compiled flows against a step registry."""
+
+    def __init__(self, registry: StepRegistry) -> None:
+        self.registry = registry
+
+    async def run(
+        self, ctx: StepContext, nodes: tuple[CompiledNode, ...], checkpoint: Checkpoint
+    ) -> FlowOutcome:
+        """Run ``nodes``; on a failure, compensate what completed, newest first."""
+        outcome = FlowOutcome()
+        try:
+            await self._run_nodes(ctx, nodes, outcome.step_log, checkpoint)
+        except _Stop as stop:
+            outcome.error = stop.error
+            if stop.in_doubt:
+                # The last external call may or may not have happened: recovery decides later.
+                outcome.in_doubt = True
+                return outcome
+            outcome.in_doubt = not await self.compensate(ctx, outcome.step_log, checkpoint)
+        return outcome
+
+    async def _run_nodes(
+        self,
+        ctx: StepContext,
+        nodes: tuple[CompiledNode, ...],
+        step_log: StepLog,
+        checkpoint: Checkpoint,
+    ) -> None:
+        for node in nodes:
+            if isinstance(node, CompiledBranch):
+                taken = _holds(node.condition, node.source, ctx)
+                step_log.append({"branch": node.source, "taken": "then" if taken else "else"})
+                await self._run_nodes(ctx, node.then if taken else node.otherwise, step_log, checkpoint)
+                continue
+            entry: dict[str, Any] = {
+                "step": node.spec.name,
+                "id": node.output_key,
+                "state": SKIPPED,
+                "compensation": node.compensation.name if node.compensation else None,
+                "external": node.spec.external,
+                "params": dict(node.params),
+            }
+            step_log.append(entry)
+            if node.when is not None and not _holds(node.when, "when", ctx):
+                continue
+            await self._run_step(ctx, node, entry, step_log, checkpoint)
+
+    async def _run_step(
+        self,
+        ctx: StepContext,
+        node: CompiledStep,
+        entry: dict[str, Any],
+        step_log: StepLog,
+        checkpoint: Checkpoint,
+    ) -> None:
+        started = time.perf_counter()
+        if node.spec.external:
+            entry["state"] = CALLING
+            await checkpoint(step_log)
+        # A state-changing local step runs under a savepoint so that, if it fails half-way,
+        # its own partial writes go and only completed steps are left to compensate.
+        savepoint = (
+            await ctx.session.begin_nested() if node.spec.mutates and not node.spec.external else None
+        )
+        try:
+            output = await node.spec.fn(ctx, node.params)
+        except OutcomeUnknown as error:
+            entry.update(state=UNKNOWN, code=error.code, ms=_ms(started))
+            raise _Stop(error, in_doubt=True) from None
+        except ChannelhubError as error:
+            if savepoint is not None:
+                await savepoint.rollback()
+            entry.update(state=FAILED, code=error.code, ms=_ms(started))
+            raise _Stop(error) from None
+        except Exception as error:  # a bug in a step: log it whole, undo, answer INTERNAL_ERROR
+            if savepoint is not None:
+                await savepoint.rollback()
+            log.exception("step_crashed", step=node.spec.name)
+            entry.update(state=FAILED, code="INTERNAL_ERROR", ms=_ms(started))
+            raise _Stop(ChannelhubError(f"step {node.spec.name} failed: {type(error).__name__}")) from None
+        if savepoint is not None:
+            await savepoint.commit()
+        entry.update(state=DONE, ms=_ms(started))
+        if output:
+            entry["output"] = dict(output)
+            ctx.outputs[node.output_key] = entry["output"]
+
+    async def compensate(self, ctx: StepContext, step_log: StepLog, checkpoint: Checkpoint) -> bool:
+        """Undo, newest first, every entry of ``step_log`` that may have had an effect.
+
+        Returns False when a compensation failed: the transaction then stays in doubt and the
+        recovery worker tries again from the log, which records what is already undone.
+        """
+        for entry in reversed(step_log):
+            if entry.get("state") not in _TO_UNDO or not entry.get("compensation"):
+                continue
+            spec = self.registry.compensations.get(entry["compensation"])
+            if spec is None:
+                log.error("compensation_unknown", compensation=entry["compensation"])
+                entry["state"] = COMPENSATION_FAILED
+                return False
+            if spec.external:
+                await checkpoint(step_log)
+            savepoint = None if spec.external else await ctx.session.begin_nested()
+            try:
+                await spec.fn(ctx, entry.get("params", {}), entry.get("output"))
+            except Exception:
+                if savepoint is not None:
+                    await savepoint.rollback()
+                log.exception("compensation_failed", compensation=spec.name, step=entry["step"])
+                entry["state"] = COMPENSATION_FAILED
+                return False
+            if savepoint is not None:
+                await savepoint.commit()
+            entry["state"] = COMPENSATED
+        return True
+
+
+def _holds(program: Any, source: str, ctx: StepContext) -> bool:
+    try:
+        value = program.execute(ctx.condition_vars())
+    except Exception as error:  # cel raises ValueError/TypeError/RuntimeError for bad data
+        raise _Stop(ChannelhubError(f"condition {source!r} could not be evaluated: {error}")) from None
+    if not isinstance(value, bool):
+        raise _Stop(ChannelhubError(f"condition {source!r} did not yield true or false"))
+    return value
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def undone_steps(step_log: StepLog) -> list[Mapping[str, Any]]:
+    """Return the entries that still need compensating (for reports and tests)."""
+    return [e for e in step_log if e.get("state") in _TO_UNDO and e.get("compensation")]

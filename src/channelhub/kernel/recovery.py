@@ -1,0 +1,176 @@
+"""Recovery: bring transactions abandoned by a dead node to a terminal state.
+
+A transaction is only ever left unfinished after a checkpoint committed it (an external step
+was about to be called). Its step log says what may have happened; recovery compensates it,
+newest first, and closes the transaction as failed with TXN_ABORTED. A compensation that
+fails leaves it in doubt, to be tried again on the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from channelhub.kernel import journal
+from channelhub.kernel.catalog import Catalog
+from channelhub.kernel.codes import lookup
+from channelhub.kernel.engine import EngineSettings
+from channelhub.kernel.events import transaction_event
+from channelhub.kernel.flow import FlowRunner, StepLog
+from channelhub.kernel.model import Principal, PrincipalKind, TransactionRequest
+from channelhub.kernel.steps import StepContext, StepRegistry
+from channelhub.kit.clock import utc_now
+from channelhub.kit.logging import get_logger
+from channelhub.kit.money import Money
+
+__all__ = ["RecoveryReport", "RecoveryWorker"]
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """What one recovery pass did."""
+
+    found: int = 0
+    aborted: list[str] = field(default_factory=list)
+    still_in_doubt: list[str] = field(default_factory=list)
+
+
+class RecoveryWorker:
+    """Finds unfinished transactions whose lease ran out and compensates them."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: Callable[[], Catalog],
+        registry: StepRegistry,
+        settings: EngineSettings,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self.sessions = sessions
+        self.catalog = catalog
+        self.runner = FlowRunner(registry)
+        self.settings = settings
+        self.clock = clock
+
+    async def run_once(self, *, limit: int = 100) -> RecoveryReport:
+        """Recover up to ``limit`` abandoned transactions."""
+        report = RecoveryReport()
+        async with self.sessions() as session:
+            stale = await journal.find_stale(session, now=self.clock(), limit=limit)
+            await session.rollback()
+        report.found = len(stale)
+        for (txn_id,) in stale:
+            finished = await self._recover(txn_id)
+            if finished is None:
+                continue
+            (report.aborted if finished else report.still_in_doubt).append(str(txn_id))
+        return report
+
+    async def run_forever(self, *, interval: float) -> None:
+        """Run a pass every ``interval`` seconds until cancelled; a failing pass is logged."""
+        while True:
+            try:
+                report = await self.run_once()
+                if report.found:
+                    log.info(
+                        "recovery_pass",
+                        found=report.found,
+                        aborted=len(report.aborted),
+                        in_doubt=len(report.still_in_doubt),
+                    )
+            except Exception:  # the worker must outlive a database hiccup
+                log.exception("recovery_pass_failed")
+            await asyncio.sleep(interval)
+
+    async def _recover(self, txn_id: Any) -> bool | None:
+        """Compensate and close one transaction; None if another node claimed it first."""
+        now = self.clock()
+        async with self.sessions() as session:
+            row = await journal.claim_for_recovery(
+                session,
+                txn_id,
+                node_id=self.settings.node_id,
+                now=now,
+                lease_expires_at=now + dt.timedelta(seconds=self.settings.lease_seconds),
+            )
+            if row is None:
+                await session.rollback()
+                return None
+            await session.commit()
+            log.warning("recovering_transaction", txn_id=str(txn_id), service=row.service_id)
+            step_log: StepLog = [dict(entry) for entry in row.step_log]
+            ctx = self._context(session, row, now)
+
+            async def checkpoint(entries: StepLog) -> None:
+                await journal.checkpoint(
+                    session,
+                    row.id,
+                    node_id=self.settings.node_id,
+                    step_log=entries,
+                    lease_expires_at=self.clock() + dt.timedelta(seconds=self.settings.lease_seconds),
+                    now=self.clock(),
+                )
+                await session.commit()
+
+            undone = await self.runner.compensate(ctx, step_log, checkpoint)
+            entry = lookup("TXN_ABORTED")
+            status = "failed" if undone else "in_doubt"
+            finished = self.clock()
+            duration_ms = int((finished - row.created_at).total_seconds() * 1000)
+            closed = await journal.close(
+                session,
+                row.id,
+                node_id=self.settings.node_id,
+                status=status,
+                code=entry.code,
+                message=entry.message_en,
+                response={"code": entry.code, "message": entry.message_en, "data": {}, "details": {}},
+                step_log=step_log,
+                now=finished,
+                duration_ms=duration_ms,
+            )
+            if closed and undone:
+                amount = Money(row.amount_minor, row.currency) if row.amount_minor is not None else None
+                await journal.add_event(
+                    session,
+                    transaction_event(
+                        txn_id=row.id,
+                        service_id=row.service_id,
+                        service_version=row.service_version,
+                        channel=row.channel,
+                        principal=ctx.request.principal,
+                        status=status,
+                        code=entry.code,
+                        amount=amount,
+                        duration_ms=duration_ms,
+                        now=finished,
+                    ),
+                )
+            await session.commit()
+            return undone
+
+    def _context(self, session: AsyncSession, row: Any, now: dt.datetime) -> StepContext:
+        # The request body is not kept (it may hold secrets): compensations work from their
+        # step's parameters and output alone, which the step log holds.
+        principal = Principal(kind=PrincipalKind(row.principal_kind), id=row.principal_id)
+        request = TransactionRequest(
+            service_id=row.service_id, channel=row.channel, principal=principal, payload={}
+        )
+        service = self.catalog().get(row.service_id, row.service_version)
+        return StepContext(
+            txn_id=row.id,
+            request=request,
+            service=service,  # type: ignore[arg-type]  # None when the definition was removed
+            session=session,
+            now=now,
+            time_zone=self.settings.time_zone,
+            node_id=self.settings.node_id,
+        )

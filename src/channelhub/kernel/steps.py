@@ -1,0 +1,136 @@
+"""The step registry: the named operations a service's flow is made of.
+
+Domain packages offer steps (``limits.reserve``, ``ledger.post`` ...) by registering them here;
+a service definition names them. A step that changes state says so (``mutates``), and the
+catalog then insists that the definition names its compensation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channelhub.kernel.model import TransactionRequest
+from channelhub.kit.errors import ChannelhubError
+
+if TYPE_CHECKING:
+    from channelhub.kernel.catalog.compiled import CompiledService
+
+__all__ = [
+    "CompensationFn",
+    "OutcomeUnknown",
+    "StepContext",
+    "StepFn",
+    "StepRegistry",
+    "StepSpec",
+    "registry",
+]
+
+
+class OutcomeUnknown(ChannelhubError):
+    """An external step cannot tell whether its effect happened (e.g. a back end timed out).
+
+    The transaction is left ``in_doubt`` and the recovery worker compensates it, the in-flight
+    step included, which is why an external step's compensation must be safe to run even when
+    the effect never happened.
+    """
+
+    code = "BACKEND_TIMEOUT"
+
+
+@dataclass(slots=True)
+class StepContext:
+    """What a step sees: the request, the open database session, and what earlier steps made."""
+
+    txn_id: uuid.UUID
+    request: TransactionRequest
+    service: CompiledService
+    session: AsyncSession
+    now: dt.datetime
+    time_zone: ZoneInfo
+    node_id: str
+    #: The response ``data`` being built; steps add to it.
+    data: dict[str, Any] = field(default_factory=dict)
+    #: Each completed step's output, by the step's id.
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def condition_vars(self) -> dict[str, Any]:
+        """Return the variables a CEL condition may read."""
+        principal = self.request.principal
+        return {
+            "input": dict(self.request.payload),
+            "channel": self.request.channel,
+            "principal": {"kind": principal.kind.value, "id": principal.id or ""},
+            "outputs": self.outputs,
+            "data": self.data,
+        }
+
+
+StepFn = Callable[[StepContext, Mapping[str, Any]], Awaitable[Mapping[str, Any] | None]]
+#: A compensation gets the step's parameters and the output the step returned (None if unknown).
+CompensationFn = Callable[
+    [StepContext, Mapping[str, Any], Mapping[str, Any] | None], Awaitable[None]
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """A registered step or compensation."""
+
+    name: str
+    fn: Any
+    mutates: bool = False
+    external: bool = False
+    description: str = ""
+
+
+class StepRegistry:
+    """Named steps and compensations, filled at import time by the packages that offer them."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, StepSpec] = {}
+        self.compensations: dict[str, StepSpec] = {}
+
+    def step(
+        self, name: str, *, mutates: bool = False, external: bool = False
+    ) -> Callable[[StepFn], StepFn]:
+        """Register a step; ``external`` steps call another system and never run in a DB txn."""
+
+        def register(fn: StepFn) -> StepFn:
+            _add(self.steps, StepSpec(name, fn, mutates, external, _summary(fn)))
+            return fn
+
+        return register
+
+    def compensation(
+        self, name: str, *, external: bool = False
+    ) -> Callable[[CompensationFn], CompensationFn]:
+        """Register a compensation: the operation that undoes a completed step."""
+
+        def register(fn: CompensationFn) -> CompensationFn:
+            _add(self.compensations, StepSpec(name, fn, True, external, _summary(fn)))
+            return fn
+
+        return register
+
+
+def _add(table: dict[str, StepSpec], spec: StepSpec) -> None:
+    existing = table.get(spec.name)
+    if existing is not None and existing.fn is not spec.fn:
+        raise ValueError(f"step {spec.name!r} is registered twice")
+    table[spec.name] = spec
+
+
+def _summary(fn: Any) -> str:
+    doc = (fn.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+#: The process-wide registry that domain packages and plugins register into.
+registry = StepRegistry()

@@ -1,0 +1,88 @@
+"""A node's runtime, built from settings: database, catalog, step registry, engine, recovery.
+
+The HTTP app and the CLI both build one; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from channelhub.config import Settings
+from channelhub.kernel import EngineSettings, RecoveryWorker, TransactionEngine, registry
+from channelhub.kernel.catalog import (
+    BUILTIN_CATALOG,
+    Catalog,
+    definition_files,
+    load_definitions,
+)
+from channelhub.kernel.steps import StepRegistry
+from channelhub.kit.db import create_engine, make_sessionmaker
+
+__all__ = ["Runtime", "catalog_paths", "import_plugins", "load_catalog"]
+
+
+def import_plugins(names: list[str]) -> None:
+    """Import the modules named in ``plugins``; they register their steps on import."""
+    for name in names:
+        importlib.import_module(name)
+
+
+def catalog_paths(settings: Settings) -> list[Path]:
+    """Return the folders and files service definitions are read from."""
+    return ([BUILTIN_CATALOG] if settings.catalog.builtin else []) + list(settings.catalog.paths)
+
+
+def load_catalog(settings: Settings, steps: StepRegistry = registry) -> Catalog:
+    """Load, check and compile every definition; raises CatalogError listing each problem."""
+    return Catalog(load_definitions(definition_files(catalog_paths(settings)), steps))
+
+
+@dataclass
+class Runtime:
+    """Everything one node needs to execute transactions."""
+
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    catalog: Catalog
+    engine: TransactionEngine
+    recovery: RecoveryWorker
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Build the runtime; raises CatalogError if a definition is invalid."""
+        import_plugins(settings.plugins)
+        catalog = load_catalog(settings)
+        db = create_engine(
+            settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo
+        )
+        sessions = make_sessionmaker(db)
+        engine_settings = EngineSettings(
+            node_id=settings.node_id,
+            time_zone=settings.bank.zone,
+            lease_seconds=settings.kernel.lease_seconds,
+            duplicate_wait_seconds=settings.kernel.duplicate_wait_seconds,
+        )
+        runtime: Runtime
+        engine = TransactionEngine(
+            sessions=sessions,
+            catalog=lambda: runtime.catalog,
+            registry=registry,
+            settings=engine_settings,
+        )
+        recovery = RecoveryWorker(
+            sessions=sessions,
+            catalog=lambda: runtime.catalog,
+            registry=registry,
+            settings=engine_settings,
+        )
+        runtime = cls(settings, db, sessions, catalog, engine, recovery)
+        return runtime
+
+    async def close(self) -> None:
+        """Release the database connections."""
+        await self.db.dispose()
