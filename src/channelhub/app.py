@@ -69,8 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _internal_error(request: Request, exc: Exception) -> Response:
     """Answer an unexpected failure with the envelope; the trace goes to the log only."""
     error_id = new_id()
-    log.exception("unhandled_error", error_id=str(error_id), path=request.url.path[:200], exc_info=exc)
+    log.error("unhandled_error", error_id=str(error_id), path=request.url.path[:200], exc_info=exc)
     entry = lookup("INTERNAL_ERROR")
-    body = {"txn_id": str(error_id), "status": "failed", "code": entry.code,
-            "message": entry.message_en, "data": {}}
+    body = {
+        "txn_id": str(error_id),
+        "status": "failed",
+        "code": entry.code,
+        "message": entry.message_en,
+        "data": {},
+    }
     return Response(orjson.dumps(body), status_code=500, media_type="application/json")

@@ -41,14 +41,16 @@ _state: dict[str, Path | None] = {"config": None}
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")]
 PortOption = Annotated[int | None, typer.Option(help="HTTP port (0 picks a free one).")]
 DataDirOption = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where the SQLite file and other local state live.")
+    Path | None,
+    typer.Option("--data-dir", help="Where the SQLite file and other local state live."),
 ]
 
 
 @app.callback()
 def main(
     config: Annotated[
-        Path | None, typer.Option("--config", help="A TOML settings file (environment variables win).")
+        Path | None,
+        typer.Option("--config", help="A TOML settings file (environment variables win)."),
     ] = None,
 ) -> None:
     """channelhub: the one backend every channel of a bank talks to."""
@@ -84,7 +86,9 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 def _migrate(settings: Settings) -> None:
     from channelhub.kit.migrations import upgrade
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=False) as bar:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=False
+    ) as bar:
         task = bar.add_task("migrating the database", total=None)
         upgrade(settings.database_url, on_step=lambda step: bar.console.print(f"  applied {step}"))
         bar.update(task, description="database is up to date")
@@ -108,14 +112,23 @@ def catalog_list() -> None:
     table = Table("service", "version", "category", "status", "auth", "channels", "title")
     for service in catalog.all():
         d = service.definition
-        table.add_row(d.id, str(d.version), d.category.value, d.status.value, d.auth.level.value,
-                      ",".join(d.channels), d.title)
+        table.add_row(
+            d.id,
+            str(d.version),
+            d.category.value,
+            d.status.value,
+            d.auth.level.value,
+            ",".join(d.channels),
+            d.title,
+        )
     out.print(table)
     out.print(f"{len(catalog)} definitions")
 
 
 @catalog_app.command("validate")
-def catalog_validate(path: Annotated[Path, typer.Argument(help="A definition file or a folder of them.")]) -> None:
+def catalog_validate(
+    path: Annotated[Path, typer.Argument(help="A definition file or a folder of them.")],
+) -> None:
     """Check definitions without loading them into a node; each problem shows file and line."""
     from channelhub.kernel import registry
     from channelhub.runtime import import_plugins
@@ -151,7 +164,9 @@ def serve(
     host: HostOption = None,
     port: PortOption = None,
     data_dir: DataDirOption = None,
-    upgrade: Annotated[bool, typer.Option("--upgrade", help="Apply pending migrations first.")] = False,
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", help="Apply pending migrations first.")
+    ] = False,
 ) -> None:
     """Run a node from settings: the HTTP channels, probes and metrics, and the recovery worker."""
     settings = _settings(**_serve_overrides(host, port, data_dir))
@@ -177,8 +192,12 @@ async def _seed_demo(settings: Settings) -> None:
     configure_logging(level="WARNING", json=settings.log.json_format)
     runtime = _load_or_exit(lambda: Runtime.build(settings))
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      console=err) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            console=err,
+        ) as bar:
             from channelhub.demo.seed import DEMO_TRANSACTIONS
 
             task = bar.add_task("seeding the demo", total=len(DEMO_TRANSACTIONS))
@@ -199,7 +218,9 @@ def _demo_banner(base: str, settings: Settings) -> str:
             f"  try it        curl -s -X POST {base}/api/v1/services/system.echo "
             "-H 'Content-Type: application/json' -d '{\"hello\": \"bank\"}'",
             "  events        channelhub events tail"
-            + (f" (with --data-dir {settings.data_dir})" if str(settings.data_dir) != "var" else ""),
+            + (
+                f" (with --data-dir {settings.data_dir})" if str(settings.data_dir) != "var" else ""
+            ),
             "",
         ]
     )
@@ -237,13 +258,18 @@ async def _serve(settings: Settings, *, banner: Any) -> None:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
+    # uvicorn offers no "started" event; poll its flag until the sockets are bound.
+    while not server.started and not task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     if server.started:
         sockname = server.servers[0].sockets[0].getsockname()
         base = f"http://{sockname[0]}:{sockname[1]}"
-        out.print(banner(base, settings) if banner else f"channelhub listening on {base}",
-                  highlight=False, markup=False, soft_wrap=True)
+        out.print(
+            banner(base, settings) if banner else f"channelhub listening on {base}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         sys.stdout.flush()
     await task
 
@@ -255,7 +281,10 @@ def recover(
     """Find transactions abandoned by a dead node and bring them to a terminal state now."""
     settings = _settings(**_serve_overrides(None, None, data_dir))
     report = _run(_recover(settings))
-    out.print(f"found {report.found}, aborted {len(report.aborted)}, still in doubt {len(report.still_in_doubt)}")
+    out.print(
+        f"found {report.found}, aborted {len(report.aborted)}, "
+        f"still in doubt {len(report.still_in_doubt)}"
+    )
     for txn_id in report.aborted:
         out.print(f"  aborted    {txn_id}")
     for txn_id in report.still_in_doubt:
@@ -278,7 +307,9 @@ async def _recover(settings: Settings) -> Any:
 
 @events_app.command("tail")
 def events_tail(
-    count: Annotated[int, typer.Option("-n", "--count", min=1, max=10_000, help="How many events.")] = 20,
+    count: Annotated[
+        int, typer.Option("-n", "--count", min=1, max=10_000, help="How many events.")
+    ] = 20,
     data_dir: DataDirOption = None,
 ) -> None:
     """Print the newest events of the outbox, one CloudEvents JSON object a line."""

@@ -58,7 +58,9 @@ class Runtime:
         import_plugins(settings.plugins)
         catalog = load_catalog(settings)
         db = create_engine(
-            settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo
+            settings.database_url,
+            pool_size=settings.database.pool_size,
+            echo=settings.database.echo,
         )
         sessions = make_sessionmaker(db)
         engine_settings = EngineSettings(

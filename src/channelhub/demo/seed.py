@@ -30,7 +30,9 @@ DEMO_TRANSACTIONS: tuple[TransactionRequest, ...] = (
 )
 
 
-async def seed(engine: TransactionEngine, *, advance: Callable[[str], None] = lambda _: None) -> int:
+async def seed(
+    engine: TransactionEngine, *, advance: Callable[[str], None] = lambda _: None
+) -> int:
     """Run the demo transactions through the kernel; return how many succeeded."""
     succeeded = 0
     for request in DEMO_TRANSACTIONS:

@@ -32,4 +32,6 @@ def authorize(service: CompiledService, principal: Principal) -> None:
         )
     missing = sorted(set(need.scopes) - principal.scopes)
     if missing:
-        raise Forbidden(f"{service.id} requires scope {', '.join(missing)}", details={"scopes": missing})
+        raise Forbidden(
+            f"{service.id} requires scope {', '.join(missing)}", details={"scopes": missing}
+        )

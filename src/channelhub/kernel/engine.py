@@ -144,7 +144,9 @@ class TransactionEngine:
                 )
                 if not opened:
                     assert request.idempotency_key is not None  # NULL keys never conflict
-                    first = await journal.get_by_key(session, request.channel, request.idempotency_key)
+                    first = await journal.get_by_key(
+                        session, request.channel, request.idempotency_key
+                    )
                     await session.rollback()
                     return await self._answer_duplicate(first, fingerprint, request.locale)
 
@@ -175,7 +177,9 @@ class TransactionEngine:
                 outcome = await self.runner.run(ctx, service.flow, checkpoint)
                 result = _result_of(txn_id, outcome, ctx.data, amount, request.locale)
                 duration_ms = int((time.perf_counter() - started) * 1000)
-                closed = await self._close(session, txn_id, service, request, result, outcome, duration_ms)
+                closed = await self._close(
+                    session, txn_id, service, request, result, outcome, duration_ms
+                )
                 if not closed:
                     # Recovery took the transaction over while we were calling out: its word stands.
                     await session.rollback()
@@ -236,8 +240,12 @@ class TransactionEngine:
             status=result.status.value,
             code=result.code,
             message=result.message,
-            response={"code": result.code, "message": result.message, "data": dict(result.data),
-                      "details": dict(result.details)},
+            response={
+                "code": result.code,
+                "message": result.message,
+                "data": dict(result.data),
+                "details": dict(result.details),
+            },
             step_log=outcome.step_log,
             now=now,
             duration_ms=duration_ms,
@@ -260,7 +268,9 @@ class TransactionEngine:
             )
         return closed
 
-    async def _answer_duplicate(self, first: Any, fingerprint: str, locale: str) -> TransactionResult:
+    async def _answer_duplicate(
+        self, first: Any, fingerprint: str, locale: str
+    ) -> TransactionResult:
         """Answer a request whose idempotency key is taken: the first one's result, or a refusal."""
         if first is None:  # the first was rolled back between our insert and our read: rare
             return _refusal(new_id(), TransactionInProgress("retry the request"), locale)
@@ -306,7 +316,12 @@ def _result_of(
     if outcome.ok:
         entry = lookup("OK")
         return TransactionResult(
-            txn_id, TxnStatus.SUCCEEDED, entry.code, entry.message(locale), dict(data), amount=amount
+            txn_id,
+            TxnStatus.SUCCEEDED,
+            entry.code,
+            entry.message(locale),
+            dict(data),
+            amount=amount,
         )
     error = outcome.error or ChannelhubError("flow stopped")
     status = TxnStatus.IN_DOUBT if outcome.in_doubt else TxnStatus.FAILED

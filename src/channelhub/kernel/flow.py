@@ -86,7 +86,9 @@ class FlowRunner:
             if isinstance(node, CompiledBranch):
                 taken = _holds(node.condition, node.source, ctx)
                 step_log.append({"branch": node.source, "taken": "then" if taken else "else"})
-                await self._run_nodes(ctx, node.then if taken else node.otherwise, step_log, checkpoint)
+                await self._run_nodes(
+                    ctx, node.then if taken else node.otherwise, step_log, checkpoint
+                )
                 continue
             entry: dict[str, Any] = {
                 "step": node.spec.name,
@@ -116,7 +118,9 @@ class FlowRunner:
         # A state-changing local step runs under a savepoint so that, if it fails half-way,
         # its own partial writes go and only completed steps are left to compensate.
         savepoint = (
-            await ctx.session.begin_nested() if node.spec.mutates and not node.spec.external else None
+            await ctx.session.begin_nested()
+            if node.spec.mutates and not node.spec.external
+            else None
         )
         try:
             output = await node.spec.fn(ctx, node.params)
@@ -133,7 +137,9 @@ class FlowRunner:
                 await savepoint.rollback()
             log.exception("step_crashed", step=node.spec.name)
             entry.update(state=FAILED, code="INTERNAL_ERROR", ms=_ms(started))
-            raise _Stop(ChannelhubError(f"step {node.spec.name} failed: {type(error).__name__}")) from None
+            raise _Stop(
+                ChannelhubError(f"step {node.spec.name} failed: {type(error).__name__}")
+            ) from None
         if savepoint is not None:
             await savepoint.commit()
         entry.update(state=DONE, ms=_ms(started))
@@ -176,7 +182,9 @@ def _holds(program: Any, source: str, ctx: StepContext) -> bool:
     try:
         value = program.execute(ctx.condition_vars())
     except Exception as error:  # cel raises ValueError/TypeError/RuntimeError for bad data
-        raise _Stop(ChannelhubError(f"condition {source!r} could not be evaluated: {error}")) from None
+        raise _Stop(
+            ChannelhubError(f"condition {source!r} could not be evaluated: {error}")
+        ) from None
     if not isinstance(value, bool):
         raise _Stop(ChannelhubError(f"condition {source!r} did not yield true or false"))
     return value

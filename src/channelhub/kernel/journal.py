@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +25,8 @@ __all__ = [
     "open_transaction",
 ]
 
-_journal = JournalEntry.__table__
-_outbox = OutboxEvent.__table__
+_journal = cast(Table, JournalEntry.__table__)
+_outbox = cast(Table, OutboxEvent.__table__)
 _UNFINISHED = ("processing", "in_doubt")
 
 
@@ -149,7 +149,9 @@ async def claim_for_recovery(
             _journal.c.status.in_(_UNFINISHED),
             _journal.c.lease_expires_at < now,
         )
-        .values(status="in_doubt", node_id=node_id, lease_expires_at=lease_expires_at, updated_at=now)
+        .values(
+            status="in_doubt", node_id=node_id, lease_expires_at=lease_expires_at, updated_at=now
+        )
         .returning(*_journal.c)
     )
     return result.first()

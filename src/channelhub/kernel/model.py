@@ -42,7 +42,7 @@ class AuthLevel(StrEnum):
     """How strongly a principal proved who it is, weakest first."""
 
     NONE = "none"
-    PASSWORD = "password"
+    PASSWORD = "password"  # noqa: S105  (an authentication level, not a secret)
     MFA = "mfa"
 
     @property

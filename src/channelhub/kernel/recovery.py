@@ -115,7 +115,8 @@ class RecoveryWorker:
                     row.id,
                     node_id=self.settings.node_id,
                     step_log=entries,
-                    lease_expires_at=self.clock() + dt.timedelta(seconds=self.settings.lease_seconds),
+                    lease_expires_at=self.clock()
+                    + dt.timedelta(seconds=self.settings.lease_seconds),
                     now=self.clock(),
                 )
                 await session.commit()
@@ -132,13 +133,20 @@ class RecoveryWorker:
                 status=status,
                 code=entry.code,
                 message=entry.message_en,
-                response={"code": entry.code, "message": entry.message_en, "data": {}, "details": {}},
+                response={
+                    "code": entry.code,
+                    "message": entry.message_en,
+                    "data": {},
+                    "details": {},
+                },
                 step_log=step_log,
                 now=finished,
                 duration_ms=duration_ms,
             )
             if closed and undone:
-                amount = Money(row.amount_minor, row.currency) if row.amount_minor is not None else None
+                amount = (
+                    Money(row.amount_minor, row.currency) if row.amount_minor is not None else None
+                )
                 await journal.add_event(
                     session,
                     transaction_event(

@@ -32,7 +32,9 @@ def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(script_location()))
     # ConfigParser treats % as interpolation; a password may contain one.
-    config.set_main_option("sqlalchemy.url", normalize_url(url).render_as_string(False).replace("%", "%%"))
+    config.set_main_option(
+        "sqlalchemy.url", normalize_url(url).render_as_string(False).replace("%", "%%")
+    )
     return config
 
 

@@ -68,7 +68,7 @@ class Money:
         exponent = minor_units(currency)
         if not isinstance(amount, str):
             raise InvalidAmount(
-                "amount must be a decimal string such as \"12.50\"", details={"field": "amount"}
+                'amount must be a decimal string such as "12.50"', details={"field": "amount"}
             )
         if _DECIMAL.fullmatch(amount) is None:
             raise InvalidAmount(

@@ -37,7 +37,9 @@ async def readyz(request: Request) -> Response:
     current = await current_revision(runtime.db) if checks["database"] == "ok" else None
     checks["migrations"] = "ok" if current == head else f"at {current}, code expects {head}"
     ready = all(value == "ok" for value in checks.values())
-    return _json(200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": checks})
+    return _json(
+        200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": checks}
+    )
 
 
 routes = [

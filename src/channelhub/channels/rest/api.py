@@ -65,8 +65,10 @@ def _decode(request: Request, body: bytes) -> dict[str, object]:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise _Refused(
-            "MALFORMED_REQUEST", f"the body is not valid JSON (line {error.lineno}, column {error.colno})",
-            line=error.lineno, column=error.colno,
+            "MALFORMED_REQUEST",
+            f"the body is not valid JSON (line {error.lineno}, column {error.colno})",
+            line=error.lineno,
+            column=error.colno,
         ) from None
     if not isinstance(payload, dict):
         raise _Refused("MALFORMED_REQUEST", "the body must be a JSON object", field="(body)")
@@ -77,7 +79,8 @@ def _build_request(request: Request, payload: dict[str, object]) -> TransactionR
     key = request.headers.get("idempotency-key")
     if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
         raise _Refused(
-            "IDEMPOTENCY_KEY_INVALID", "Idempotency-Key must be 1 to 128 visible ASCII characters",
+            "IDEMPOTENCY_KEY_INVALID",
+            "Idempotency-Key must be 1 to 128 visible ASCII characters",
             field="Idempotency-Key",
         )
     channel = request.headers.get("x-channel", "web").strip().lower()
@@ -87,8 +90,11 @@ def _build_request(request: Request, payload: dict[str, object]) -> TransactionR
     version = None
     if version_header is not None:
         if not version_header.isdigit() or not 0 < int(version_header) < 1_000_000:
-            raise _Refused("VALIDATION_FAILED", "X-Service-Version must be a positive integer",
-                           field="X-Service-Version")
+            raise _Refused(
+                "VALIDATION_FAILED",
+                "X-Service-Version must be a positive integer",
+                field="X-Service-Version",
+            )
         version = int(version_header)
     return TransactionRequest(
         service_id=request.path_params["service_id"],
@@ -112,8 +118,15 @@ async def invoke_service(request: Request) -> Response:
         transaction = _build_request(request, _decode(request, body))
     except _Refused as refusal:
         refusal_id = new_id()
-        log.info("request_refused", txn_id=str(refusal_id), code=refusal.code, path=request.url.path[:200])
-        return error_response(refusal_id, refusal.code, refusal.message, locale=locale, details=refusal.details)
+        log.info(
+            "request_refused",
+            txn_id=str(refusal_id),
+            code=refusal.code,
+            path=request.url.path[:200],
+        )
+        return error_response(
+            refusal_id, refusal.code, refusal.message, locale=locale, details=refusal.details
+        )
     except ClientDisconnect:
         return Response(status_code=499)
     engine: TransactionEngine = request.app.state.engine

@@ -15,7 +15,9 @@ __all__ = ["error_response", "result_response"]
 
 
 def _response(status: int, body: dict[str, Any], headers: Mapping[str, str]) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=dict(headers))
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=dict(headers)
+    )
 
 
 def result_response(result: TransactionResult) -> Response:
@@ -36,7 +38,12 @@ def result_response(result: TransactionResult) -> Response:
 
 
 def error_response(
-    txn_id: uuid.UUID, code: str, message: str, *, locale: str, details: Mapping[str, Any] | None = None
+    txn_id: uuid.UUID,
+    code: str,
+    message: str,
+    *,
+    locale: str,
+    details: Mapping[str, Any] | None = None,
 ) -> Response:
     """Encode a refusal the channel itself made, before the kernel saw the request."""
     entry = lookup(code)

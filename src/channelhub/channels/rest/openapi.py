@@ -14,7 +14,7 @@ from channelhub.kernel.catalog import Catalog, CompiledService
 __all__ = ["openapi_document"]
 
 _ERROR_STATUSES = {
-    "400": "Malformed JSON, a field that fails the input schema, or a bad header; `details.field` names it.",
+    "400": "Malformed JSON, a field failing the input schema, or a bad header (`details.field`).",
     "401": "Authentication is missing or too weak.",
     "403": "A required scope is missing.",
     "404": "No such service, or not on this channel.",
@@ -52,19 +52,37 @@ def _operation(service: CompiledService) -> dict[str, Any]:
         "description": definition.description,
         "tags": [definition.category.value],
         "parameters": [
-            {"name": "Idempotency-Key", "in": "header", "required": definition.idempotency == "required",
-             "schema": {"type": "string", "maxLength": 128}},
-            {"name": "X-Channel", "in": "header", "schema": {"type": "string", "enum": ["mobile", "web"]}},
-            {"name": "X-Service-Version", "in": "header", "schema": {"type": "integer", "minimum": 1}},
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": definition.idempotency == "required",
+                "schema": {"type": "string", "maxLength": 128},
+            },
+            {
+                "name": "X-Channel",
+                "in": "header",
+                "schema": {"type": "string", "enum": ["mobile", "web"]},
+            },
+            {
+                "name": "X-Service-Version",
+                "in": "header",
+                "schema": {"type": "integer", "minimum": 1},
+            },
             {"name": "Accept-Language", "in": "header", "schema": {"type": "string"}},
         ],
-        "requestBody": {"required": False, "content": {"application/json": {"schema": definition.input}}},
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": definition.input}},
+        },
         "responses": {
             "200": {
                 "description": "Completed.",
                 "content": {"application/json": {"schema": _envelope(definition.output)}},
             },
-            **{status: {"description": text, "content": envelope} for status, text in _ERROR_STATUSES.items()},
+            **{
+                status: {"description": text, "content": envelope}
+                for status, text in _ERROR_STATUSES.items()
+            },
         },
         "x-channelhub-version": definition.version,
         "x-channelhub-auth": definition.auth.level.value,

@@ -98,35 +98,43 @@ def _pointer(parts: Any) -> str:
     return text.lstrip(".") or "(body)"
 
 
+_REASONS = {
+    "type": "must be of type {value}",
+    "enum": "must be one of {value}",
+    "const": "must be {value}",
+    "minLength": "must be at least {value} characters",
+    "maxLength": "must be at most {value} characters",
+    "pattern": "does not have the required format",
+    "format": "must be a valid {value}",
+    "minimum": "must be at least {value}",
+    "maximum": "must be at most {value}",
+    "exclusiveMinimum": "must be greater than {value}",
+    "exclusiveMaximum": "must be less than {value}",
+    "minItems": "must have at least {value} items",
+    "maxItems": "must have at most {value} items",
+    "maxProperties": "must have at most {value} fields",
+}
+
+
 def describe_error(error: ValidationError) -> tuple[str, str]:
     """Return (field path, reason) for a schema error, without the offending value."""
     path = list(error.absolute_path)
     rule = error.validator
-    value = error.validator_value
+    value: Any = error.validator_value
+    schema: Any = error.schema
     if rule == "required":
         instance = error.instance if isinstance(error.instance, dict) else {}
         missing = next((name for name in value if name not in instance), "?")
         return _pointer([*path, missing]), "is required"
     if rule == "additionalProperties":
         instance = error.instance if isinstance(error.instance, dict) else {}
-        allowed = set(error.schema.get("properties", {}))
+        allowed = set(schema.get("properties", {}))
         extra = next((str(k)[:64] for k in instance if k not in allowed), "?")
         return _pointer([*path, extra]), "is not a known field"
-    reasons = {
-        "type": lambda: f"must be of type {value if isinstance(value, str) else ' or '.join(value)}",
-        "enum": lambda: f"must be one of {', '.join(map(str, value))}",
-        "const": lambda: f"must be {value}",
-        "minLength": lambda: f"must be at least {value} characters",
-        "maxLength": lambda: f"must be at most {value} characters",
-        "pattern": lambda: "does not have the required format",
-        "format": lambda: f"must be a valid {value}",
-        "minimum": lambda: f"must be at least {value}",
-        "maximum": lambda: f"must be at most {value}",
-        "exclusiveMinimum": lambda: f"must be greater than {value}",
-        "exclusiveMaximum": lambda: f"must be less than {value}",
-        "minItems": lambda: f"must have at least {value} items",
-        "maxItems": lambda: f"must have at most {value} items",
-        "maxProperties": lambda: f"must have at most {value} fields",
-    }
-    reason = reasons.get(str(rule), lambda: f"fails the {rule} rule")()
+    if rule == "type":
+        value = value if isinstance(value, str) else " or ".join(value)
+    elif rule == "enum":
+        value = ", ".join(map(str, value))
+    template = _REASONS.get(str(rule), "fails the {rule} rule")
+    reason = template.format(value=value, rule=rule)
     return _pointer(path), reason

@@ -112,7 +112,9 @@ def _load_file(file: Path, registry: StepRegistry) -> CompiledService:
     lines = _LineMap(root)
     duplicates = list(lines.duplicate_keys())
     if duplicates:
-        raise CatalogError([Problem(name, line, f"key {key!r} appears twice") for key, line in duplicates])
+        raise CatalogError(
+            [Problem(name, line, f"key {key!r} appears twice") for key, line in duplicates]
+        )
     if not isinstance(document, dict):
         raise CatalogError([Problem(name, 1, "a definition must be a mapping of keys")])
     try:
@@ -141,7 +143,10 @@ def _compile(
             Draft202012Validator.check_schema(schema)
         except SchemaError as error:
             where = ".".join(str(p) for p in error.absolute_path) or "(root)"
-            problem((key, *error.absolute_path), f"{key} is not a valid JSON Schema at {where}: {error.message}")
+            problem(
+                (key, *error.absolute_path),
+                f"{key} is not a valid JSON Schema at {where}: {error.message}",
+            )
     if definition.input.get("type") != "object":
         problem(("input",), "input schema must describe an object (type: object)")
     if definition.amount is not None:
@@ -152,7 +157,9 @@ def _compile(
 
     output_keys: set[str] = set()
 
-    def compile_nodes(nodes: tuple[FlowNode, ...], loc: tuple[Any, ...]) -> tuple[CompiledNode, ...]:
+    def compile_nodes(
+        nodes: tuple[FlowNode, ...], loc: tuple[Any, ...]
+    ) -> tuple[CompiledNode, ...]:
         compiled: list[CompiledNode] = []
         for index, node in enumerate(nodes):
             here = (*loc, index)
@@ -160,7 +167,9 @@ def _compile(
                 try:
                     condition = compile_condition(node.branch.condition)
                 except ValueError as error:
-                    problem((*here, "branch", "if"), f"condition does not compile: {_first_line(error)}")
+                    problem(
+                        (*here, "branch", "if"), f"condition does not compile: {_first_line(error)}"
+                    )
                     condition = None
                 compiled.append(
                     CompiledBranch(
@@ -181,9 +190,13 @@ def _compile(
                 if compensation is None:
                     problem((*here, "compensation"), f"unknown compensation {node.compensation!r}")
             elif spec.mutates:
-                problem((*here, "step"), f"step {node.step!r} changes state and needs a compensation")
+                problem(
+                    (*here, "step"), f"step {node.step!r} changes state and needs a compensation"
+                )
             if node.output_key in output_keys:
-                problem((*here, "id"), f"two steps share the id {node.output_key!r}; give one an id")
+                problem(
+                    (*here, "id"), f"two steps share the id {node.output_key!r}; give one an id"
+                )
             output_keys.add(node.output_key)
             when = None
             if node.when is not None:
@@ -257,6 +270,10 @@ def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode) and key.value == str(part):
                 return value  # type: ignore[no-any-return]
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+    if (
+        isinstance(node, yaml.SequenceNode)
+        and isinstance(part, int)
+        and 0 <= part < len(node.value)
+    ):
         return node.value[part]  # type: ignore[no-any-return]
     return None

@@ -35,7 +35,9 @@ class Catalog:
     def __len__(self) -> int:
         return sum(len(v) for v in self._versions.values())
 
-    def resolve(self, service_id: str, *, channel: str, version: int | None = None) -> CompiledService:
+    def resolve(
+        self, service_id: str, *, channel: str, version: int | None = None
+    ) -> CompiledService:
         """Return the published service a request on ``channel`` invokes.
 
         Raises:
@@ -60,7 +62,7 @@ class Catalog:
         return service
 
     def get(self, service_id: str, version: int) -> CompiledService | None:
-        """Return one exact version, whatever its status (the recovery worker needs retired ones)."""
+        """Return one exact version, whatever its status (recovery may need a retired one)."""
         return self._versions.get(service_id, {}).get(version)
 
     def all(self) -> list[CompiledService]:
