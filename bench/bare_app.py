@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 import uuid
 
@@ -46,8 +47,19 @@ async def echo(request: Request) -> Response:
 app = Starlette(routes=[Route("/echo", echo, methods=["POST"])])
 
 
+class AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that prints its address on stdout once it listens."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start listening, then announce ``bare listening on http://HOST:PORT``."""
+        await super().startup(sockets=sockets)
+        if self.started:
+            address = self.servers[0].sockets[0].getsockname()
+            print(f"bare listening on http://{address[0]}:{address[1]}", flush=True)
+
+
 async def serve(host: str, port: int) -> None:
-    """Serve ``app`` with the uvicorn settings of ``channelhub serve`` and announce the address."""
+    """Serve ``app`` with the uvicorn settings of ``channelhub serve`` until stopped."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -57,14 +69,7 @@ async def serve(host: str, port: int) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
-        await asyncio.sleep(0.02)
-    if server.started:
-        address = server.servers[0].sockets[0].getsockname()
-        print(f"bare listening on http://{address[0]}:{address[1]}", flush=True)
-    await task
+    await AnnouncingServer(config).serve()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,14 @@ def upgrade(url: str, *, on_step: Callable[[str], None] | None = None) -> None:
             on_step(f"{step.up_revision_id}: {step.up_revision.doc}")
 
         config.attributes["on_version_apply"] = applied
-    command.upgrade(config, "head")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(config, "head")
+        return
+    # Alembic's env.py runs its own event loop; inside a running one it needs its own thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(command.upgrade, config, "head").result()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

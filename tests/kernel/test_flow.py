@@ -1,0 +1,96 @@
+"""The flow engine through the kernel: a failure at each step undoes exactly what completed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, select, text
+
+from channelhub.kernel import ANONYMOUS, TransactionRequest, TxnStatus
+from channelhub.models import JournalEntry
+from channelhub.runtime import Runtime
+from tests.support.flow_steps import CALLS
+
+pytestmark = pytest.mark.asyncio
+
+JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
+
+
+def _request(payload: dict[str, Any], key: str | None = None) -> TransactionRequest:
+    return TransactionRequest(
+        service_id="test.flow", channel="web", principal=ANONYMOUS, payload=payload,
+        idempotency_key=key,
+    )
+
+
+async def _journal(runtime: Runtime) -> list[Any]:
+    async with runtime.db.connect() as conn:
+        result = await conn.execute(select(JOURNAL.c.status, JOURNAL.c.code, JOURNAL.c.step_log))
+        return list(result.all())
+
+
+async def _events(runtime: Runtime) -> list[str]:
+    async with runtime.db.connect() as conn:
+        result = await conn.execute(text("SELECT type FROM outbox"))
+        return [row[0] for row in result.all()]
+
+
+async def test_all_steps_run_in_order(runtime: Runtime) -> None:
+    result = await runtime.engine.execute(_request({"route": "left"}))
+    assert result.status is TxnStatus.SUCCEEDED
+    assert [(a, n) for a, n, _ in CALLS] == [
+        ("do", "a"), ("observe", "look"), ("do", "b"), ("do", "left"), ("do", "c")
+    ]
+    assert result.data == {"ran": ["a", "b", "left", "c"]}
+    (row,) = await _journal(runtime)
+    assert row.status == "succeeded"
+    assert await _events(runtime) == ["channelhub.test.flow.succeeded"]
+
+
+async def test_branch_and_when_choose_the_steps(runtime: Runtime) -> None:
+    result = await runtime.engine.execute(_request({"route": "right", "skip_c": True}))
+    assert result.status is TxnStatus.SUCCEEDED
+    assert [n for a, n, _ in CALLS if a == "do"] == ["a", "b", "right"]
+
+
+# For a failure at each step: the steps that completed before it, undone newest first.
+FAILURES = {
+    "a": [],
+    "look": ["a"],
+    "b": ["a"],
+    "left": ["b", "a"],
+    "c": ["left", "b", "a"],
+}
+
+
+@pytest.mark.parametrize("fail_at", list(FAILURES))
+async def test_failure_at_each_step_runs_exactly_the_right_compensations(
+    runtime: Runtime, fail_at: str
+) -> None:
+    result = await runtime.engine.execute(_request({"route": "left", "fail_at": fail_at}))
+    assert result.status is TxnStatus.FAILED
+    assert result.code == "BUSINESS_RULE_VIOLATION"
+    assert result.details == {"step": fail_at}
+    assert [n for a, n, _ in CALLS if a == "undo"] == FAILURES[fail_at]
+    (row,) = await _journal(runtime)
+    assert (row.status, row.code) == ("failed", "BUSINESS_RULE_VIOLATION")
+    states = {e["id"]: e["state"] for e in row.step_log if "id" in e}
+    for step in FAILURES[fail_at]:
+        assert states[step] == "compensated"
+    assert states[fail_at if fail_at != "look" else "test.observe"] == "failed"
+    assert await _events(runtime) == ["channelhub.test.flow.failed"]
+
+
+async def test_unknown_outcome_leaves_the_transaction_in_doubt(runtime: Runtime) -> None:
+    request = TransactionRequest(
+        service_id="test.timeout", channel="web", principal=ANONYMOUS, payload={}
+    )
+    result = await runtime.engine.execute(request)
+    assert result.status is TxnStatus.IN_DOUBT
+    assert result.code == "BACKEND_TIMEOUT"
+    # Nothing is undone yet: the back end may have done it. Recovery decides.
+    assert [a for a, _, _ in CALLS] == ["do"]
+    (row,) = await _journal(runtime)
+    assert row.status == "in_doubt"
+    assert await _events(runtime) == []  # no terminal state, no event yet

@@ -1,0 +1,80 @@
+"""Private test databases: one SQLite file or PostgreSQL database per test run, migrated."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from channelhub.kit.migrations import upgrade
+
+__all__ = ["postgres_admin_url", "require_or_skip", "create_postgres_database", "drop_postgres_database"]
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def require_or_skip(reason: str) -> None:
+    """Skip with ``reason``, unless CHANNELHUB_TEST_REQUIRE_SERVICES=1 makes it a failure."""
+    if os.environ.get("CHANNELHUB_TEST_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+def postgres_admin_url() -> str:
+    """Return the URL of the PostgreSQL server tests may create databases on."""
+    return os.environ.get("CHANNELHUB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+async def _admin_execute(url: str, sql: str) -> None:
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database=parsed.database or "postgres",
+        timeout=5,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _run_blocking(url: str, sql: str) -> None:
+    # Session fixtures may be set up inside a running event loop: use a thread of our own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _admin_execute(url, sql)).result()
+
+
+def create_postgres_database() -> str:
+    """Create and migrate a fresh database; return its URL (skips if no server answers)."""
+    admin = postgres_admin_url()
+    name = f"channelhub_test_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        _run_blocking(admin, f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        require_or_skip(f"PostgreSQL at {make_url(admin).render_as_string()} is unreachable: {error}")
+    url = make_url(admin).set(drivername="postgresql+asyncpg", database=name)
+    rendered = url.render_as_string(hide_password=False)
+    upgrade(rendered)
+    return rendered
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by create_postgres_database."""
+    name = make_url(url).database
+    _run_blocking(postgres_admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def create_sqlite_database(directory: Path) -> str:
+    """Create and migrate an SQLite file in ``directory``; return its URL."""
+    url = f"sqlite+aiosqlite:///{directory / 'channelhub.db'}"
+    upgrade(url)
+    return url
