@@ -37,7 +37,7 @@ def minor_units(currency: str) -> int:
         return MINOR_UNITS[currency]
     except (KeyError, TypeError):
         raise InvalidAmount(
-            f"unknown currency {currency!r}", details={"currency": str(currency)[:8]}
+            "currency: not an ISO 4217 currency code", details={"field": "currency"}
         ) from None
 
 
@@ -64,7 +64,7 @@ class Money:
             InvalidAmount: a float, a malformed string, or more decimals than the currency has.
         """
         if not isinstance(currency, str):
-            raise InvalidAmount("currency must be a string", details={"field": "currency"})
+            raise InvalidAmount("currency: must be a string", details={"field": "currency"})
         exponent = minor_units(currency)
         if not isinstance(amount, str):
             raise InvalidAmount(
@@ -72,13 +72,13 @@ class Money:
             )
         if _DECIMAL.fullmatch(amount) is None:
             raise InvalidAmount(
-                f"amount {amount[:40]!r} is not a plain decimal number", details={"field": "amount"}
+                "amount: must be a plain decimal number such as 12.50", details={"field": "amount"}
             )
         negative = amount.startswith("-")
         whole, _, fraction = amount.lstrip("-").partition(".")
         if len(fraction) > exponent:
             raise InvalidAmount(
-                f"{currency} has {exponent} decimal places; {amount!r} has {len(fraction)}",
+                f"amount: {currency} has {exponent} decimal places, not {len(fraction)}",
                 details={"field": "amount"},
             )
         minor = int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or "0")

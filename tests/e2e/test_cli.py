@@ -1,0 +1,106 @@
+"""The ``channelhub`` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from channelhub import __version__
+from tests.support.processes import REPO, channelhub, node_env
+
+pytestmark = pytest.mark.slow
+
+CATALOG = REPO / "tests" / "support" / "catalog"
+
+
+def _fresh_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = node_env(f"sqlite:///{tmp_path / 'fresh.db'}", tmp_path, **extra)
+    return env
+
+
+def test_version(tmp_path: Path) -> None:
+    result = channelhub("version", env=_fresh_env(tmp_path))
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"channelhub {__version__}"
+
+
+def test_every_command_explains_itself(tmp_path: Path) -> None:
+    env = _fresh_env(tmp_path)
+    for command in (["serve"], ["demo"], ["db", "upgrade"], ["catalog", "list"], ["catalog", "validate"],
+                    ["recover"], ["events", "tail"], ["version"]):
+        result = channelhub(*command, "--help", env=env)
+        assert result.returncode == 0, command
+        assert "Usage" in result.stdout
+
+
+def test_catalog_validate_accepts_good_definitions(tmp_path: Path) -> None:
+    result = channelhub("catalog", "validate", str(CATALOG), env=_fresh_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "definitions valid" in result.stdout
+
+
+def test_catalog_validate_reports_file_line_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (CATALOG / "typed.yaml").read_text(encoding="utf-8").replace("step: system.echo", "step: nowhere.step"),
+        encoding="utf-8",
+    )
+    result = channelhub("catalog", "validate", str(bad), env=_fresh_env(tmp_path))
+    assert result.returncode == 1
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if "nowhere.step" in text)
+    assert f"{bad}:{line}: unknown step 'nowhere.step'" in result.stderr
+
+
+def test_catalog_validate_on_a_missing_path(tmp_path: Path) -> None:
+    result = channelhub("catalog", "validate", str(tmp_path / "nothing"), env=_fresh_env(tmp_path))
+    assert result.returncode == 2
+    assert "no such file" in result.stderr
+
+
+def test_catalog_list_shows_builtin_and_configured_services(tmp_path: Path) -> None:
+    result = channelhub("catalog", "list", env=_fresh_env(tmp_path, COLUMNS="200"))
+    assert result.returncode == 0, result.stderr
+    for service in ("system.echo", "system.time", "test.flow"):
+        assert service in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("CHANNELHUB_DATABASE_URL", "mysql://nobody@localhost/db", "CHANNELHUB_DATABASE_URL"),
+        ("CHANNELHUB_HTTP_PORT", "eighty", "CHANNELHUB_HTTP_PORT"),
+        ("CHANNELHUB_BANK_TIME_ZONE", "Mars/Olympus", "CHANNELHUB_BANK_TIME_ZONE"),
+        ("CHANNELHUB_LOG_LEVEL", "LOUD", "CHANNELHUB_LOG_LEVEL"),
+    ],
+)
+def test_a_wrong_setting_fails_with_one_line_naming_it(tmp_path: Path, variable: str, value: str, named: str) -> None:
+    result = channelhub("serve", env={**_fresh_env(tmp_path), variable: value})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: setting {named}: ")
+
+
+def test_a_wrong_config_file_setting_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "channelhub.toml"
+    config.write_text('[http]\nport = "x"\n', encoding="utf-8")
+    result = channelhub("--config", str(config), "serve", env=_fresh_env(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: setting CHANNELHUB_HTTP_PORT: Input should be a valid integer, unable to parse string as an integer"
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = channelhub("serve", "--port", "0", env=_fresh_env(tmp_path))
+    assert result.returncode == 2
+    assert "channelhub db upgrade" in result.stderr
+
+
+def test_upgrade_then_events_tail(tmp_path: Path) -> None:
+    env = _fresh_env(tmp_path)
+    upgraded = channelhub("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "0001" in upgraded.stderr
+    empty = channelhub("events", "tail", env=env)
+    assert (empty.returncode, empty.stdout) == (0, "")

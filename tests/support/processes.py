@@ -1,0 +1,66 @@
+"""Run the real ``channelhub`` command in subprocesses, as an operator would."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["REPO", "channelhub", "node_env", "start_node"]
+
+REPO = Path(__file__).resolve().parents[2]
+_LISTENING = re.compile(r"listening on (http://[0-9.]+:[0-9]+)")
+
+
+def node_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Return the environment of a test node: its database, the test catalog and steps."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELHUB_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        CHANNELHUB_DATABASE_URL=database_url,
+        CHANNELHUB_DATA_DIR=str(data_dir),
+        CHANNELHUB_PLUGINS='["tests.support.flow_steps"]',
+        CHANNELHUB_CATALOG_PATHS=f'["{REPO / "tests" / "support" / "catalog"}"]',
+        CHANNELHUB_LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env
+
+
+def channelhub(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``channelhub ARGS`` to completion and return what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "channelhub", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def start_node(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``channelhub serve --port 0`` and return the process and its base URL once ready."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "channelhub", "serve", "--port", "0", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        found = _LISTENING.search(line)
+        if found:
+            return process, found.group(1)
+    process.kill()
+    raise RuntimeError("the node did not report a listening address")
