@@ -50,7 +50,7 @@ async def database_url(request: pytest.FixtureRequest) -> str:
     try:
         async with engine.begin() as conn:
             for table in ("transactions", "outbox"):
-                await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608  (fixed names)
+                await conn.execute(text(f"DELETE FROM {table}"))
     finally:
         await engine.dispose()
     flow_steps.CALLS.clear()

@@ -47,7 +47,12 @@ async def _event_types(url: str) -> list[str]:
 
 async def test_killed_node_transaction_is_recovered(database_url: str, tmp_path: Path) -> None:
     effects, marker = tmp_path / "effects.txt", tmp_path / "marker.txt"
-    env = node_env(database_url, tmp_path, CHANNELHUB_KERNEL_LEASE_SECONDS="1", CHANNELHUB_RECOVERY_ENABLED="false")
+    env = node_env(
+        database_url,
+        tmp_path,
+        CHANNELHUB_KERNEL_LEASE_SECONDS="1",
+        CHANNELHUB_RECOVERY_ENABLED="false",
+    )
     process, base = start_node(env)
     try:
         async with aiohttp.ClientSession() as http:

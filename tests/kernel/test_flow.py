@@ -19,7 +19,10 @@ JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 
 def _request(payload: dict[str, Any], key: str | None = None) -> TransactionRequest:
     return TransactionRequest(
-        service_id="test.flow", channel="web", principal=ANONYMOUS, payload=payload,
+        service_id="test.flow",
+        channel="web",
+        principal=ANONYMOUS,
+        payload=payload,
         idempotency_key=key,
     )
 
@@ -40,7 +43,11 @@ async def test_all_steps_run_in_order(runtime: Runtime) -> None:
     result = await runtime.engine.execute(_request({"route": "left"}))
     assert result.status is TxnStatus.SUCCEEDED
     assert [(a, n) for a, n, _ in CALLS] == [
-        ("do", "a"), ("observe", "look"), ("do", "b"), ("do", "left"), ("do", "c")
+        ("do", "a"),
+        ("observe", "look"),
+        ("do", "b"),
+        ("do", "left"),
+        ("do", "c"),
     ]
     assert result.data == {"ran": ["a", "b", "left", "c"]}
     (row,) = await _journal(runtime)

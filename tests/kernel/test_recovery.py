@@ -33,7 +33,9 @@ def _worker(runtime: Runtime, *, minutes_later: float) -> RecoveryWorker:
 
 
 async def test_in_doubt_transaction_is_compensated_by_recovery(runtime: Runtime) -> None:
-    request = TransactionRequest(service_id="test.timeout", channel="web", principal=ANONYMOUS, payload={})
+    request = TransactionRequest(
+        service_id="test.timeout", channel="web", principal=ANONYMOUS, payload={}
+    )
     result = await runtime.engine.execute(request)
     assert result.status is TxnStatus.IN_DOUBT
 
@@ -41,7 +43,11 @@ async def test_in_doubt_transaction_is_compensated_by_recovery(runtime: Runtime)
     report = await _worker(runtime, minutes_later=0.01).run_once()
     assert report.aborted == [str(result.txn_id)]
     # The unknown call is cancelled, then the completed local step undone: newest first.
-    assert [(a, n) for a, n, _ in CALLS] == [("do", "before"), ("cancel", "timeout"), ("undo", "before")]
+    assert [(a, n) for a, n, _ in CALLS] == [
+        ("do", "before"),
+        ("cancel", "timeout"),
+        ("undo", "before"),
+    ]
     row = await _row(runtime)
     assert (row.status, row.code) == ("failed", "TXN_ABORTED")
     assert row.finished_at is not None
@@ -55,13 +61,23 @@ async def test_in_doubt_transaction_is_compensated_by_recovery(runtime: Runtime)
     assert events == ["channelhub.test.timeout.failed"]
 
 
-async def test_replay_of_a_recovered_transaction_returns_its_terminal_result(runtime: Runtime) -> None:
+async def test_replay_of_a_recovered_transaction_returns_its_terminal_result(
+    runtime: Runtime,
+) -> None:
     request = TransactionRequest(
-        service_id="test.timeout", channel="web", principal=ANONYMOUS, payload={}, idempotency_key="r-1"
+        service_id="test.timeout",
+        channel="web",
+        principal=ANONYMOUS,
+        payload={},
+        idempotency_key="r-1",
     )
     first = await runtime.engine.execute(request)
     await _worker(runtime, minutes_later=5).run_once()
     retry = await runtime.engine.execute(request)
     assert retry.replayed
-    assert (retry.txn_id, retry.status, retry.code) == (first.txn_id, TxnStatus.FAILED, "TXN_ABORTED")
+    assert (retry.txn_id, retry.status, retry.code) == (
+        first.txn_id,
+        TxnStatus.FAILED,
+        "TXN_ABORTED",
+    )
     assert len([c for c in CALLS if c[0] == "do"]) == 1

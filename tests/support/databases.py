@@ -14,7 +14,12 @@ from sqlalchemy.engine import make_url
 
 from channelhub.kit.migrations import upgrade
 
-__all__ = ["postgres_admin_url", "require_or_skip", "create_postgres_database", "drop_postgres_database"]
+__all__ = [
+    "create_postgres_database",
+    "drop_postgres_database",
+    "postgres_admin_url",
+    "require_or_skip",
+]
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -60,7 +65,9 @@ def create_postgres_database() -> str:
     try:
         _run_blocking(admin, f'CREATE DATABASE "{name}"')
     except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-        require_or_skip(f"PostgreSQL at {make_url(admin).render_as_string()} is unreachable: {error}")
+        require_or_skip(
+            f"PostgreSQL at {make_url(admin).render_as_string()} is unreachable: {error}"
+        )
     url = make_url(admin).set(drivername="postgresql+asyncpg", database=name)
     rendered = url.render_as_string(hide_password=False)
     upgrade(rendered)

@@ -30,7 +30,9 @@ def node_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def channelhub(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def channelhub(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``channelhub ARGS`` to completion and return what it printed."""
     return subprocess.run(
         [sys.executable, "-m", "channelhub", *args],

@@ -71,10 +71,26 @@ def test_good_definition_loads(tmp_path: Path) -> None:
         (("category: account", "category: groceries"), 2, "category"),
         (("version: 1", "version: 0"), 3, "version"),
         (("channels: [mobile, web]", "channels: [mobile, fax]"), 6, "channels[1]"),
-        (("    name: {type: string, maxLength: 10}", "    name: {type: strin}"), 11, "not a valid JSON Schema"),
-        (("  - step: system.echo", "  - step: system.echo\n    when: 'input.name =='"), 14, "condition does not compile"),
-        (("  - step: system.echo", "  - step: test.record\n    with: {name: x}"), 13, "needs a compensation"),
-        (("  - step: system.echo", "  - step: test.record\n    compensation: test.nope"), 14, "unknown compensation"),
+        (
+            ("    name: {type: string, maxLength: 10}", "    name: {type: strin}"),
+            11,
+            "not a valid JSON Schema",
+        ),
+        (
+            ("  - step: system.echo", "  - step: system.echo\n    when: 'input.name =='"),
+            14,
+            "condition does not compile",
+        ),
+        (
+            ("  - step: system.echo", "  - step: test.record\n    with: {name: x}"),
+            13,
+            "needs a compensation",
+        ),
+        (
+            ("  - step: system.echo", "  - step: test.record\n    compensation: test.nope"),
+            14,
+            "unknown compensation",
+        ),
         (("title: A thing", "title: A thing\ntitle: Again"), 5, "key 'title' appears twice"),
         (("auth: {level: none}", "auth: {level: none, colour: red}"), 5, "auth.colour"),
     ],
@@ -85,7 +101,9 @@ def test_bad_definition_names_file_line_and_reason(
     old, new = change
     assert old in GOOD
     problems = _problems(tmp_path, GOOD.replace(old, new))
-    assert any(p.startswith(f"{tmp_path / 'service.yaml'}:{line}: ") and reason in p for p in problems), problems
+    assert any(
+        p.startswith(f"{tmp_path / 'service.yaml'}:{line}: ") and reason in p for p in problems
+    ), problems
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
