@@ -18,6 +18,7 @@ import uuid
 
 import orjson
 import uvicorn
+import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.host, args.port))
+        # The same event loop as `channelhub serve`: uvloop.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(args.host, args.port))
     except KeyboardInterrupt:
         sys.exit(130)
 

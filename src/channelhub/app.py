@@ -7,11 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import orjson
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from channelhub import __version__
 from channelhub.channels import rest
 from channelhub.config import Settings, load_settings
 from channelhub.kernel import lookup
@@ -25,14 +24,14 @@ __all__ = ["create_app"]
 log = get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> Starlette:
     """Return the node's ASGI app; the runtime is built here and opened in the lifespan."""
     settings = settings or load_settings()
     configure_logging(level=settings.log.level, json=settings.log.json_format)
     runtime = Runtime.build(settings)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         worker = None
         if settings.recovery.enabled:
             worker = asyncio.create_task(
@@ -48,21 +47,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await worker
             await runtime.close()
 
-    app = FastAPI(
-        title="channelhub",
-        version=__version__,
-        # The REST channel's OpenAPI document comes from the catalog, not from these routes.
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
+    # Plain Starlette at the top: the transaction path must not pay for FastAPI's middleware
+    # (telemetry, body limits, dependency injection). Management APIs built with FastAPI are
+    # mounted under their own prefix.
+    app = Starlette(
+        routes=[*rest.routes, *health.routes, *metrics.routes],
         lifespan=lifespan,
+        exception_handlers={Exception: _internal_error},
     )
     app.state.runtime = runtime
     app.state.engine = runtime.engine
     app.state.max_body_bytes = settings.http.max_body_bytes
     app.state.migration_head = health.HEAD
-    app.router.routes.extend([*rest.routes, *health.routes, *metrics.routes])
-    app.add_exception_handler(Exception, _internal_error)
     return app
 
 

@@ -80,7 +80,14 @@ def _serve_overrides(host: str | None, port: int | None, data_dir: Path | None) 
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
+    # uvloop (installed with uvicorn[standard]) when the platform has it: the event loop is a
+    # fifth of a transaction's CPU on the default loop.
+    try:
+        import uvloop
+    except ImportError:  # Windows
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 def _migrate(settings: Settings) -> None:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,50 @@ __all__ = [
 
 _journal = cast(Table, JournalEntry.__table__)
 _outbox = cast(Table, OutboxEvent.__table__)
-_UNFINISHED = ("processing", "in_doubt")
+_c = _journal.c
+
+# Statements are built once: SQLAlchemy then reuses their compiled form on every transaction,
+# which matters on the per-transaction path (see ECOSYSTEM.md on ORM and Core overhead).
+_UNFINISHED = or_(_c.status == "processing", _c.status == "in_doubt")
+_OWNED = and_(_c.id == bindparam("b_id"), _c.node_id == bindparam("b_node"), _UNFINISHED)
+_OPEN = {
+    "postgresql": postgresql.insert(_journal).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_journal).on_conflict_do_nothing(),
+}
+_GET = select(_journal).where(_c.id == bindparam("b_id"))
+_GET_BY_KEY = select(_journal).where(
+    _c.channel == bindparam("b_channel"), _c.idempotency_key == bindparam("b_key")
+)
+_CHECKPOINT = (
+    update(_journal)
+    .where(_OWNED)
+    .values(
+        step_log=bindparam("step_log"),
+        lease_expires_at=bindparam("lease_expires_at"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_CLOSE = (
+    update(_journal)
+    .where(_OWNED)
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "status",
+                "code",
+                "message",
+                "response",
+                "step_log",
+                "updated_at",
+                "finished_at",
+                "duration_ms",
+                "lease_expires_at",
+            )
+        }
+    )
+)
+_ADD_EVENT = _outbox.insert()
 
 
 async def open_transaction(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -37,26 +80,20 @@ async def open_transaction(session: AsyncSession, values: dict[str, Any]) -> boo
     transaction to end (PostgreSQL) or for the write lock (SQLite), then see the first row.
     """
     conn = await session.connection()
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_journal).values(**values).on_conflict_do_nothing()
-    result = await conn.execute(statement)
+    result = await conn.execute(_OPEN[conn.dialect.name], values)
     return bool(result.rowcount)
 
 
 async def get(session: AsyncSession, txn_id: uuid.UUID) -> Row[Any] | None:
     """Return the journal row of ``txn_id``."""
     conn = await session.connection()
-    result = await conn.execute(select(_journal).where(_journal.c.id == txn_id))
-    return result.first()
+    return (await conn.execute(_GET, {"b_id": txn_id})).first()
 
 
 async def get_by_key(session: AsyncSession, channel: str, key: str) -> Row[Any] | None:
     """Return the transaction that holds ``key`` on ``channel``."""
     conn = await session.connection()
-    result = await conn.execute(
-        select(_journal).where(_journal.c.channel == channel, _journal.c.idempotency_key == key)
-    )
-    return result.first()
+    return (await conn.execute(_GET_BY_KEY, {"b_channel": channel, "b_key": key})).first()
 
 
 async def checkpoint(
@@ -71,13 +108,14 @@ async def checkpoint(
     """Record the step log and extend the lease; False if another node took the transaction."""
     conn = await session.connection()
     result = await conn.execute(
-        update(_journal)
-        .where(
-            _journal.c.id == txn_id,
-            _journal.c.node_id == node_id,
-            _journal.c.status.in_(_UNFINISHED),
-        )
-        .values(step_log=step_log, lease_expires_at=lease_expires_at, updated_at=now)
+        _CHECKPOINT,
+        {
+            "b_id": txn_id,
+            "b_node": node_id,
+            "step_log": step_log,
+            "lease_expires_at": lease_expires_at,
+            "updated_at": now,
+        },
     )
     return bool(result.rowcount)
 
@@ -99,23 +137,21 @@ async def close(
     conn = await session.connection()
     terminal = status in ("succeeded", "failed", "reversed")
     result = await conn.execute(
-        update(_journal)
-        .where(
-            _journal.c.id == txn_id,
-            _journal.c.node_id == node_id,
-            _journal.c.status.in_(_UNFINISHED),
-        )
-        .values(
-            status=status,
-            code=code,
-            message=message[:512],
-            response=response,
-            step_log=step_log,
-            updated_at=now,
-            finished_at=now if terminal else None,
-            duration_ms=duration_ms,
-            lease_expires_at=None if terminal else now,
-        )
+        _CLOSE,
+        {
+            "b_id": txn_id,
+            "b_node": node_id,
+            "status": status,
+            "code": code,
+            "message": message[:512],
+            "response": response,
+            "step_log": step_log,
+            "updated_at": now,
+            "finished_at": now if terminal else None,
+            "duration_ms": duration_ms,
+            # An in-doubt transaction is handed to recovery at once: this node is done with it.
+            "lease_expires_at": None if terminal else now,
+        },
     )
     return bool(result.rowcount)
 
@@ -125,7 +161,7 @@ async def find_stale(session: AsyncSession, *, now: dt.datetime, limit: int) -> 
     conn = await session.connection()
     result = await conn.execute(
         select(_journal.c.id)
-        .where(_journal.c.status.in_(_UNFINISHED), _journal.c.lease_expires_at < now)
+        .where(_UNFINISHED, _c.lease_expires_at < now)
         .order_by(_journal.c.lease_expires_at)
         .limit(limit)
     )
@@ -145,9 +181,9 @@ async def claim_for_recovery(
     result = await conn.execute(
         update(_journal)
         .where(
-            _journal.c.id == txn_id,
-            _journal.c.status.in_(_UNFINISHED),
-            _journal.c.lease_expires_at < now,
+            _c.id == txn_id,
+            _UNFINISHED,
+            _c.lease_expires_at < now,
         )
         .values(
             status="in_doubt", node_id=node_id, lease_expires_at=lease_expires_at, updated_at=now
@@ -160,7 +196,7 @@ async def claim_for_recovery(
 async def add_event(session: AsyncSession, event: dict[str, Any]) -> None:
     """Write one CloudEvent to the outbox, in the caller's transaction."""
     conn = await session.connection()
-    await conn.execute(_outbox.insert().values(**event))
+    await conn.execute(_ADD_EVENT, event)
 
 
 async def latest_events(session: AsyncSession, *, limit: int) -> Sequence[Row[Any]]:

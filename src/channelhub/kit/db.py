@@ -63,11 +63,15 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         path = sqlite_path(parsed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite has one writer at a time. Queueing for the one pooled connection is fair and
+        # cheap; letting several connections race for the file lock makes the busy handler
+        # sleep-and-retry, which starves some writers for up to a second under load.
         engine = create_async_engine(
             parsed,
             echo=echo,
-            pool_size=pool_size,
+            pool_size=1,
             max_overflow=0,
+            pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         _tune_sqlite(engine)
@@ -77,7 +81,9 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it is a round trip per transaction. A dropped connection fails its
+        # transaction, which rolls back and is retried by the client with the same key.
+        pool_recycle=1800,
         # Prepared statements are cached per connection by asyncpg; keep the cache warm.
         connect_args={"statement_cache_size": 512},
     )
