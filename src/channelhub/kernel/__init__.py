@@ -4,7 +4,7 @@ The kernel knows no channel's wire format and no domain: channels hand it canoni
 domains hand it steps through the registry.
 """
 
-from channelhub.kernel import system_steps as _system_steps  # registers system.* steps
+from channelhub.kernel import system_steps  # noqa: F401  (registers the system.* steps)
 from channelhub.kernel.codes import CODES, ErrorCode, lookup
 from channelhub.kernel.engine import EngineSettings, TransactionEngine
 from channelhub.kernel.model import (
@@ -36,7 +36,6 @@ __all__ = [
     "TransactionRequest",
     "TransactionResult",
     "TxnStatus",
-    "_system_steps",
     "lookup",
     "registry",
 ]
