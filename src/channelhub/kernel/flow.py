@@ -8,7 +8,7 @@ alone, so a compensation is looked up by name and gets only the step's parameter
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from channelhub.kernel.steps import OutcomeUnknown, StepContext, StepRegistry
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.logging import get_logger
 
-__all__ = ["Checkpoint", "FlowOutcome", "FlowRunner", "StepLog", "undone_steps"]
+__all__ = ["Checkpoint", "FlowOutcome", "FlowRunner", "StepLog"]
 
 log = get_logger(__name__)
 
@@ -192,8 +192,3 @@ def _holds(program: Any, source: str, ctx: StepContext) -> bool:
 
 def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
-
-
-def undone_steps(step_log: StepLog) -> list[Mapping[str, Any]]:
-    """Return the entries that still need compensating (for reports and tests)."""
-    return [e for e in step_log if e.get("state") in _TO_UNDO and e.get("compensation")]

@@ -63,11 +63,6 @@ class CompiledService:
         """Return the definition's version."""
         return self.definition.version
 
-    @property
-    def has_external_steps(self) -> bool:
-        """Tell whether some step of the flow calls another system."""
-        return any(_external(node) for node in self.flow)
-
     def validate_input(self, payload: Mapping[str, Any]) -> None:
         """Check ``payload`` against the input schema.
 
@@ -80,12 +75,6 @@ class CompiledService:
             return
         field, reason = describe_error(error)
         raise ValidationFailed(f"{field}: {reason}", details={"field": field, "reason": reason})
-
-
-def _external(node: CompiledNode) -> bool:
-    if isinstance(node, CompiledStep):
-        return node.spec.external or bool(node.compensation and node.compensation.external)
-    return any(_external(n) for n in (*node.then, *node.otherwise))
 
 
 def compile_condition(source: str) -> Any:
