@@ -25,9 +25,14 @@ from channelhub.kit.db import create_engine, make_sessionmaker
 __all__ = ["Runtime", "catalog_paths", "import_plugins", "load_catalog"]
 
 
+#: The domain packages whose steps the built-in services use; they register on import.
+BUILTIN_STEPS = ("channelhub.ledger.steps", "channelhub.cau.steps")
+
+
 def import_plugins(names: list[str]) -> None:
-    """Import the modules named in ``plugins``; they register their steps on import."""
-    for name in names:
+    """Import the built-in step modules and those named in ``plugins``; they register their
+    steps on import."""
+    for name in (*BUILTIN_STEPS, *names):
         importlib.import_module(name)
 
 

@@ -83,8 +83,39 @@ _TABLE: tuple[ErrorCode, ...] = (
         "The same request is still being processed",
         "相同请求正在处理中",
     ),
+    ErrorCode(
+        "SELF_TRANSFER",
+        400,
+        "12",
+        "The source and target accounts are the same",
+        "转出转入账户相同",
+    ),
     # Business refusals.
     ErrorCode("INSUFFICIENT_FUNDS", 422, "51", "Insufficient funds", "余额不足"),
+    ErrorCode(
+        "ACCOUNT_INACTIVE",
+        422,
+        "57",
+        "The account is frozen, dormant or closed",
+        "账户已冻结、休眠或销户",
+    ),
+    ErrorCode("CARD_BLOCKED", 422, "62", "The card is blocked", "卡片已冻结"),
+    ErrorCode("CARD_LOST", 422, "41", "The card is reported lost", "卡片已挂失"),
+    ErrorCode(
+        "CARD_STATUS_INVALID",
+        409,
+        "12",
+        "The card is not in a state that allows this",
+        "卡片当前状态不允许此操作",
+    ),
+    ErrorCode(
+        "PRODUCT_NOT_ELIGIBLE",
+        422,
+        "57",
+        "The customer is not eligible for this product",
+        "客户不符合该产品的申请条件",
+    ),
+    ErrorCode("HOLD_NOT_ACTIVE", 409, "12", "The hold is no longer active", "预授权已完成或已撤销"),
     ErrorCode("LIMIT_EXCEEDED", 422, "61", "The limit is exceeded", "超出限额"),
     ErrorCode("BUSINESS_RULE_VIOLATION", 422, "12", "The request was refused", "交易被拒绝"),
     # Throttling and availability.
@@ -107,6 +138,9 @@ _TABLE: tuple[ErrorCode, ...] = (
         "96",
         "The transaction was interrupted and has been undone",
         "交易中断，已撤销",
+    ),
+    ErrorCode(
+        "LEDGER_UNBALANCED", 500, "96", "An accounting entry did not balance", "会计分录借贷不平"
     ),
     ErrorCode("INTERNAL_ERROR", 500, "96", "An internal error occurred", "系统内部错误"),
 )

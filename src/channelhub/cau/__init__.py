@@ -1,0 +1,1 @@
+"""The customer-account-user center: customers, users, staff, products, accounts and cards."""

@@ -1,0 +1,222 @@
+"""Every SQL statement of the customer-account-user center."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channelhub.models import (
+    Account,
+    Branch,
+    Card,
+    Customer,
+    CustomerUser,
+    NumberSequence,
+    Product,
+    StaffMember,
+    UserDevice,
+)
+
+__all__ = [
+    "TABLES",
+    "account",
+    "accounts_by_number",
+    "accounts_of_customer",
+    "card_for_update",
+    "cards_of_customer",
+    "customer",
+    "insert",
+    "next_serial",
+    "product",
+    "products",
+    "set_account_status",
+    "set_card_status",
+    "user_by_username",
+]
+
+_accounts = cast(Table, Account.__table__)
+_products = cast(Table, Product.__table__)
+_cards = cast(Table, Card.__table__)
+_customers = cast(Table, Customer.__table__)
+_users = cast(Table, CustomerUser.__table__)
+_sequences = cast(Table, NumberSequence.__table__)
+_a, _p, _c = _accounts.c, _products.c, _cards.c
+
+#: The tables the seeder and onboarding insert into, by name.
+TABLES: dict[str, Table] = {
+    "branches": cast(Table, Branch.__table__),
+    "staff": cast(Table, StaffMember.__table__),
+    "customers": _customers,
+    "customer_users": _users,
+    "user_devices": cast(Table, UserDevice.__table__),
+    "products": _products,
+    "accounts": _accounts,
+    "cards": _cards,
+}
+
+# An account with what its product says about it: one query serves every account step.
+_ACCOUNT_COLUMNS = (
+    _a.id,
+    _a.number,
+    _a.customer_id,
+    _a.currency,
+    _a.status,
+    _a.branch_code,
+    _a.nickname,
+    _a.opened_on,
+    _a.closed_on,
+    _a.interest_rate_bps,
+    _a.maturity_on,
+    _a.settlement_account,
+    _a.product_code,
+    _p.name.label("product_name"),
+    _p.type.label("product_type"),
+    _p.parameters.label("product_parameters"),
+)
+_ACCOUNTS_BY_NUMBER = (
+    select(*_ACCOUNT_COLUMNS)
+    .join(_products, _p.code == _a.product_code)
+    .where(_a.number.in_(bindparam("b_numbers", expanding=True)))
+)
+_ACCOUNTS_OF_CUSTOMER = (
+    select(*_ACCOUNT_COLUMNS)
+    .join(_products, _p.code == _a.product_code)
+    .where(_a.customer_id == bindparam("b_customer"))
+    .order_by(_a.opened_on, _a.number)
+)
+_SET_ACCOUNT_STATUS = (
+    update(_accounts)
+    .where(_a.number == bindparam("b_number"), _a.status == bindparam("b_expected"))
+    .values(
+        status=bindparam("b_status"),
+        closed_on=bindparam("b_closed_on"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_CARDS_OF_CUSTOMER = (
+    select(_cards, _a.number.label("account_number"))
+    .join(_accounts, _a.id == _c.account_id)
+    .where(_c.customer_id == bindparam("b_customer"))
+    .order_by(_c.issued_on, _c.pan_masked)
+)
+_CARD_FOR_UPDATE = select(_cards).where(_c.id == bindparam("b_id")).with_for_update()
+_SET_CARD_STATUS = (
+    update(_cards)
+    .where(_c.id == bindparam("b_id"), _c.status == bindparam("b_expected"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+_NEXT_SERIAL = (
+    update(_sequences)
+    .where(_sequences.c.name == bindparam("b_name"))
+    .values(next_value=_sequences.c.next_value + bindparam("b_count"))
+    .returning(_sequences.c.next_value)
+)
+_CREATE_SEQUENCE = {
+    "postgresql": postgresql.insert(_sequences).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_sequences).on_conflict_do_nothing(),
+}
+
+
+async def accounts_by_number(session: AsyncSession, numbers: Sequence[str]) -> dict[str, Any]:
+    """Return the accounts among ``numbers`` that exist, with their products, by number."""
+    rows = (await session.execute(_ACCOUNTS_BY_NUMBER, {"b_numbers": list(numbers)})).all()
+    return {row.number: row for row in rows}
+
+
+async def account(session: AsyncSession, number: str) -> Any | None:
+    """Return one account with its product."""
+    return (await accounts_by_number(session, [number])).get(number)
+
+
+async def accounts_of_customer(session: AsyncSession, customer_id: uuid.UUID) -> list[Any]:
+    """Return every account of a customer, oldest first, with its product."""
+    return list((await session.execute(_ACCOUNTS_OF_CUSTOMER, {"b_customer": customer_id})).all())
+
+
+async def set_account_status(
+    session: AsyncSession,
+    number: str,
+    *,
+    expected: str,
+    status: str,
+    closed_on: dt.date | None,
+    now: dt.datetime,
+) -> bool:
+    """Change an account's status if it is still ``expected``; False otherwise."""
+    result = await session.execute(
+        _SET_ACCOUNT_STATUS,
+        {
+            "b_number": number,
+            "b_expected": expected,
+            "b_status": status,
+            "b_closed_on": closed_on,
+            "b_now": now,
+        },
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def customer(session: AsyncSession, customer_id: uuid.UUID) -> Any | None:
+    """Return a customer."""
+    query = select(_customers).where(_customers.c.id == customer_id)
+    return (await session.execute(query)).first()
+
+
+async def user_by_username(session: AsyncSession, username: str) -> Any | None:
+    """Return a customer user by login name."""
+    query = select(_users).where(_users.c.username == username)
+    return (await session.execute(query)).first()
+
+
+async def products(session: AsyncSession) -> list[Any]:
+    """Return every product, by code."""
+    return list((await session.execute(select(_products).order_by(_p.code))).all())
+
+
+async def product(session: AsyncSession, code: str) -> Any | None:
+    """Return one product."""
+    return (await session.execute(select(_products).where(_p.code == code))).first()
+
+
+async def cards_of_customer(session: AsyncSession, customer_id: uuid.UUID) -> list[Any]:
+    """Return a customer's cards with their accounts' numbers."""
+    return list((await session.execute(_CARDS_OF_CUSTOMER, {"b_customer": customer_id})).all())
+
+
+async def card_for_update(session: AsyncSession, card_id: uuid.UUID) -> Any | None:
+    """Return a card, locked until the transaction ends."""
+    return (await session.execute(_CARD_FOR_UPDATE, {"b_id": card_id})).first()
+
+
+async def set_card_status(
+    session: AsyncSession, card_id: uuid.UUID, *, expected: str, status: str, now: dt.datetime
+) -> bool:
+    """Change a card's status if it is still ``expected``; False otherwise."""
+    result = await session.execute(
+        _SET_CARD_STATUS,
+        {"b_id": card_id, "b_expected": expected, "b_status": status, "b_now": now},
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def next_serial(session: AsyncSession, name: str, count: int = 1) -> int:
+    """Take ``count`` consecutive serials of the named counter; return the first."""
+    params = {"b_name": name, "b_count": count}
+    value = await session.scalar(_NEXT_SERIAL, params)
+    if value is None:
+        dialect = session.get_bind().dialect.name
+        await session.execute(_CREATE_SEQUENCE[dialect], {"name": name, "next_value": 1})
+        value = await session.scalar(_NEXT_SERIAL, params)
+    return int(value) - count
+
+
+async def insert(session: AsyncSession, table: str, rows: list[dict[str, Any]]) -> None:
+    """Insert rows into one of the center's tables (in one statement)."""
+    if rows:
+        await session.execute(TABLES[table].insert(), rows)

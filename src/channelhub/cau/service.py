@@ -1,0 +1,338 @@
+"""The center's operations, for steps, the seeder and other domains. Nothing here commits.
+
+Object-level authorization lives here, next to the reads: a customer principal reaches only
+the accounts and cards of the customer it acts for, whatever service asks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channelhub.cau import repository
+from channelhub.cau.errors import (
+    AccountInactive,
+    AccountNotFound,
+    CardNotFound,
+    CardStatusInvalid,
+    NotYours,
+    ProductNotEligible,
+    ProductNotFound,
+)
+from channelhub.cau.numbers import account_number, mask_email, mask_id_number, mask_phone
+from channelhub.cau.rules import CustomerFacts, ProductFacts, check_eligible, floor_of
+from channelhub.cau.schemas import Eligibility, ProductParameters
+from channelhub.kernel.errors import Forbidden
+from channelhub.kernel.model import Principal, PrincipalKind
+from channelhub.kit.ids import new_id
+from channelhub.kit.logging import get_logger
+from channelhub.kit.money import CurrencyMismatch, Money
+from channelhub.ledger import service as ledger
+from channelhub.ledger.schemas import Balance
+
+__all__ = [
+    "account_view",
+    "acting_customer_id",
+    "card_view",
+    "change_card_status",
+    "customer_accounts",
+    "customer_profile",
+    "open_account",
+    "owned_account",
+    "pan_fingerprint",
+    "pin_verifier",
+    "product_view",
+    "require_active",
+    "restore_account_status",
+]
+
+log = get_logger(__name__)
+
+#: Which account statuses may send and receive money.
+USABLE = frozenset({"active"})
+
+
+def acting_customer_id(principal: Principal) -> uuid.UUID:
+    """Return the customer a principal acts for.
+
+    Raises:
+        Forbidden: the principal is not a customer user (staff act through the teller
+            channel, which names the customer).
+    """
+    customer = principal.attributes.get("customer_id")
+    if principal.kind is not PrincipalKind.CUSTOMER or not customer:
+        raise Forbidden("this service is for customers", details={"principal": principal.kind})
+    return uuid.UUID(customer)
+
+
+async def owned_account(session: AsyncSession, principal: Principal, number: str) -> Any:
+    """Return an account of the customer ``principal`` acts for.
+
+    Raises:
+        AccountNotFound: no such account.
+        NotYours: it is another customer's; the attempt is logged for the security team.
+    """
+    customer_id = acting_customer_id(principal)
+    row = await repository.account(session, number)
+    if row is None:
+        raise AccountNotFound("no such account", details={"account": number})
+    if row.customer_id != customer_id:
+        log.warning("object_access_denied", object="account", principal=principal.label)
+        raise NotYours("the account is not one of yours", details={"account": number})
+    return row
+
+
+def require_active(row: Any, *, currency: str | None = None) -> None:
+    """Refuse an account that may not move money, or one in another currency.
+
+    Raises:
+        AccountInactive: frozen, dormant or closed.
+        CurrencyMismatch: the account holds another currency.
+    """
+    if row.status not in USABLE:
+        raise AccountInactive(
+            f"the account is {row.status}", details={"account": row.number, "status": row.status}
+        )
+    if currency is not None and row.currency != currency:
+        raise CurrencyMismatch(
+            f"the account holds {row.currency}, not {currency}",
+            details={"account": row.number, "currency": row.currency},
+        )
+
+
+def _decimal(minor: int, currency: str) -> str:
+    return Money(minor, currency).to_decimal_string()
+
+
+def account_view(row: Any, balance: Balance | None) -> dict[str, Any]:
+    """Return an account as the wire shows it."""
+    ledger_minor = balance.ledger_minor if balance else 0
+    available = balance.available_minor if balance else 0
+    return {
+        "number": row.number,
+        "currency": row.currency,
+        "product": row.product_code,
+        "product_name": row.product_name,
+        "type": row.product_type,
+        "status": row.status,
+        "nickname": row.nickname,
+        "available_balance": _decimal(available, row.currency),
+        "ledger_balance": _decimal(ledger_minor, row.currency),
+    }
+
+
+async def customer_accounts(session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+    """Return every account of the acting customer with its balances."""
+    rows = await repository.accounts_of_customer(session, acting_customer_id(principal))
+    balances = await ledger.balances(session, [row.number for row in rows])
+    return [account_view(row, balances.get(row.number)) for row in rows]
+
+
+async def customer_profile(session: AsyncSession, principal: Principal) -> dict[str, Any]:
+    """Return the acting customer's profile, identity data masked."""
+    row = await repository.customer(session, acting_customer_id(principal))
+    if row is None:
+        raise Forbidden("the customer no longer exists")
+    return {
+        "number": row.number,
+        "kind": row.kind,
+        "name": row.name,
+        "id_type": row.id_type,
+        "id_number": mask_id_number(row.id_number),
+        "phone": mask_phone(row.phone),
+        "email": mask_email(row.email),
+        "kyc_level": row.kyc_level,
+        "segment": row.segment,
+        "risk_rating": row.risk_rating,
+        "status": row.status,
+        "home_branch": row.home_branch,
+        "opened_on": row.opened_on.isoformat(),
+    }
+
+
+def product_view(row: Any) -> dict[str, Any]:
+    """Return a product as the wire shows it."""
+    parameters = ProductParameters.model_validate(row.parameters)
+    return {
+        "code": row.code,
+        "type": row.type,
+        "name": row.name,
+        "currency": row.currency,
+        "status": row.status,
+        "valid_from": row.valid_from.isoformat(),
+        "valid_to": row.valid_to.isoformat() if row.valid_to else None,
+        "interest_rate": _rate(parameters.interest_rate_bps),
+        "term_months": parameters.term_months,
+        "minimum_balance": parameters.minimum_balance,
+        "minimum_amount": parameters.minimum_amount,
+        "overdraft_allowed": parameters.overdraft_allowed,
+        "overdraft_limit": parameters.overdraft_limit,
+        "fees": {name: rule.model_dump() for name, rule in parameters.fees.items()},
+        "eligibility": Eligibility.model_validate(row.eligibility).model_dump(mode="json"),
+    }
+
+
+def _rate(bps: int) -> str:
+    """Show basis points as a percentage string: 225 -> "2.25"."""
+    return f"{bps // 100}.{bps % 100:02d}"
+
+
+async def product_or_fail(session: AsyncSession, code: str) -> Any:
+    """Return a product.
+
+    Raises:
+        ProductNotFound: no product has this code.
+    """
+    row = await repository.product(session, code)
+    if row is None:
+        raise ProductNotFound("no such product", details={"product": code})
+    return row
+
+
+async def open_account(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    product_code: str,
+    now: dt.datetime,
+    today: dt.date,
+    nickname: str | None = None,
+    product_types: tuple[str, ...] = ("current", "savings"),
+    term: tuple[int, dt.date, str] | None = None,
+) -> tuple[str, Any]:
+    """Open an account of an eligible product for the acting customer; return its number
+    and the product. ``term`` (rate, maturity, settlement account) makes a term deposit.
+
+    Raises:
+        ProductNotFound, ProductNotEligible: the product does not exist or is not open to
+            this customer, or is not of ``product_types``.
+    """
+    customer_id = acting_customer_id(principal)
+    customer = await repository.customer(session, customer_id)
+    product = await product_or_fail(session, product_code)
+    if customer is None or customer.status != "active":
+        raise Forbidden("the customer may not open accounts")
+    facts = ProductFacts(
+        product.code,
+        product.status,
+        product.valid_from,
+        product.valid_to,
+        Eligibility.model_validate(product.eligibility),
+    )
+    check_eligible(facts, CustomerFacts(customer.kind, customer.segment, customer.kyc_level), today)
+    if product.type not in product_types:
+        raise ProductNotEligible(
+            f"a {product.type} product cannot be opened by this service",
+            details={"product": product.code, "reason": "type"},
+        )
+    parameters = ProductParameters.model_validate(product.parameters)
+    number = account_number(customer.home_branch, await repository.next_serial(session, "account"))
+    rate, maturity, settlement = term if term else (None, None, None)
+    await repository.insert(
+        session,
+        "accounts",
+        [
+            {
+                "id": new_id(),
+                "number": number,
+                "customer_id": customer_id,
+                "product_code": product.code,
+                "currency": product.currency,
+                "branch_code": customer.home_branch,
+                "nickname": nickname,
+                "status": "active",
+                "opened_on": today,
+                "closed_on": None,
+                "interest_rate_bps": rate,
+                "maturity_on": maturity,
+                "settlement_account": settlement,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+    )
+    await ledger.open_account(
+        session,
+        code=number,
+        currency=product.currency,
+        floor_minor=floor_of(parameters, product.currency),
+        now=now,
+    )
+    return number, product
+
+
+async def restore_account_status(
+    session: AsyncSession, number: str, *, current: str, previous: str, now: dt.datetime
+) -> None:
+    """Undo a status change (a compensation)."""
+    closed_on = None if previous != "closed" else now.date()
+    await repository.set_account_status(
+        session, number, expected=current, status=previous, closed_on=closed_on, now=now
+    )
+
+
+def card_view(row: Any) -> dict[str, Any]:
+    """Return a card as the wire shows it: never its full number."""
+    return {
+        "id": str(row.id),
+        "number": row.pan_masked,
+        "account": row.account_number,
+        "expiry": row.expiry,
+        "status": row.status,
+        "product": row.product_code,
+    }
+
+
+async def change_card_status(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    card_id: str,
+    allowed_from: tuple[str, ...],
+    status: str,
+    now: dt.datetime,
+) -> str:
+    """Move one of the acting customer's cards to ``status``; return its former status.
+
+    Raises:
+        CardNotFound: no such card (a malformed id included).
+        NotYours: another customer's card.
+        CardStatusInvalid: the card is not in one of ``allowed_from``.
+    """
+    customer_id = acting_customer_id(principal)
+    try:
+        key = uuid.UUID(card_id)
+    except ValueError:
+        raise CardNotFound("no such card", details={"card": card_id[:64]}) from None
+    card = await repository.card_for_update(session, key)
+    if card is None:
+        raise CardNotFound("no such card", details={"card": card_id})
+    if card.customer_id != customer_id:
+        log.warning("object_access_denied", object="card", principal=principal.label)
+        raise NotYours("the card is not one of yours", details={"card": card_id})
+    if card.status not in allowed_from:
+        raise CardStatusInvalid(
+            f"the card is {card.status}", details={"card": card_id, "status": card.status}
+        )
+    await repository.set_card_status(session, key, expected=card.status, status=status, now=now)
+    return str(card.status)
+
+
+def pan_fingerprint(key: bytes, pan: str) -> str:
+    """Return the keyed hash a card number is found by; the number itself is never stored."""
+    return hmac.new(key, b"pan:" + pan.encode(), hashlib.sha256).hexdigest()
+
+
+def pin_verifier(key: bytes, pan: str, pin: str) -> str:
+    """Return the one-way value a PIN is checked against, bound to its card."""
+    return hmac.new(key, f"pin:{pan}:{pin}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify_pin(key: bytes, pan: str, pin: str, verifier: str) -> bool:
+    """Tell, in constant time, whether ``pin`` is the card's PIN."""
+    return hmac.compare_digest(pin_verifier(key, pan, pin), verifier)

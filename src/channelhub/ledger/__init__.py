@@ -1,0 +1,1 @@
+"""The built-in core ledger: double-entry postings, balances and holds."""

@@ -1,0 +1,284 @@
+"""Every SQL statement of the ledger.
+
+A tracked account's balance moves only by a conditional ``UPDATE ... RETURNING``: the floor is
+checked by the same statement that moves the balance, so two concurrent debits can never both
+pass a check that only one of them should (on PostgreSQL the row lock orders them; on SQLite
+the single writer does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channelhub.models import Hold, LedgerAccount, LedgerEntry, Posting
+
+__all__ = [
+    "balances",
+    "entry_postings",
+    "get_hold",
+    "insert_account",
+    "insert_entry",
+    "insert_hold",
+    "insert_postings",
+    "lock_hold",
+    "mark_reversed",
+    "move",
+    "move_held",
+    "set_hold_status",
+    "statement_lines",
+    "statement_opening",
+    "tracked_accounts",
+]
+
+_accounts = cast(Table, LedgerAccount.__table__)
+_entries = cast(Table, LedgerEntry.__table__)
+_postings = cast(Table, Posting.__table__)
+_holds = cast(Table, Hold.__table__)
+_a = _accounts.c
+_p = _postings.c
+_h = _holds.c
+
+_THIS_ACCOUNT = and_(
+    _a.code == bindparam("b_code"), _a.currency == bindparam("b_currency"), _a.tracked
+)
+_FLOOR_KEPT = or_(
+    bindparam("b_check_floor") == False,  # noqa: E712  (SQL, not Python)
+    _a.floor_minor.is_(None),
+    _a.balance_minor - _a.held_minor + bindparam("b_delta") - bindparam("b_held_delta")
+    >= _a.floor_minor,
+)
+_MOVE = (
+    update(_accounts)
+    .where(_THIS_ACCOUNT, _FLOOR_KEPT)
+    .values(
+        balance_minor=_a.balance_minor + bindparam("b_delta"),
+        held_minor=_a.held_minor + bindparam("b_held_delta"),
+        posting_count=_a.posting_count + bindparam("b_seq_step"),
+        updated_at=bindparam("b_now"),
+    )
+    .returning(_a.balance_minor, _a.held_minor, _a.posting_count)
+)
+_TRACKED = select(_a.code, _a.tracked, _a.currency).where(
+    _a.code.in_(bindparam("b_codes", expanding=True))
+)
+_BALANCES = select(_a.code, _a.currency, _a.balance_minor, _a.held_minor, _a.tracked).where(
+    _a.code.in_(bindparam("b_codes", expanding=True))
+)
+_DERIVED_BALANCE = (
+    select(_p.account_code, func.coalesce(func.sum(_p.amount_minor), 0))
+    .where(_p.account_code.in_(bindparam("b_codes", expanding=True)))
+    .group_by(_p.account_code)
+)
+_INSERT_ENTRY = _entries.insert()
+_INSERT_POSTINGS = _postings.insert()
+_ENTRY_POSTINGS = select(_postings).where(_p.entry_id == bindparam("b_entry")).order_by(_p.id)
+_MARK_REVERSED = (
+    update(_entries)
+    .where(_entries.c.id == bindparam("b_entry"), _entries.c.reversed_by_id.is_(None))
+    .values(reversed_by_id=bindparam("b_by"))
+)
+_STATEMENT = (
+    select(
+        _p.entry_id,
+        _entries.c.txn_id,
+        _p.account_seq,
+        _p.booked_at,
+        _p.value_date,
+        _p.narrative,
+        _p.counterparty,
+        _p.amount_minor,
+        _p.balance_after_minor,
+    )
+    .join(_entries, _entries.c.id == _p.entry_id)
+    .where(
+        _p.account_code == bindparam("b_code"),
+        _p.value_date >= bindparam("b_from"),
+        _p.value_date <= bindparam("b_to"),
+    )
+    .order_by(_p.value_date, _p.account_seq)
+    .limit(bindparam("b_limit"))
+    .offset(bindparam("b_offset"))
+)
+# The balance before the range: the last posting before its first day (seq orders history).
+_OPENING = (
+    select(_p.balance_after_minor)
+    .where(_p.account_code == bindparam("b_code"), _p.value_date < bindparam("b_from"))
+    .order_by(_p.value_date.desc(), _p.account_seq.desc())
+    .limit(1)
+)
+_CLOSING = (
+    select(_p.balance_after_minor)
+    .where(_p.account_code == bindparam("b_code"), _p.value_date <= bindparam("b_to"))
+    .order_by(_p.value_date.desc(), _p.account_seq.desc())
+    .limit(1)
+)
+_LOCK_HOLD = (
+    select(_holds)
+    .where(_h.id == bindparam("b_id"), _h.account_code == bindparam("b_code"))
+    .with_for_update()
+)
+_GET_HOLD = select(_holds).where(_h.id == bindparam("b_id"))
+_SET_HOLD = (
+    update(_holds)
+    .where(_h.id == bindparam("b_id"), _h.status == "active")
+    .values(
+        status=bindparam("b_status"),
+        captured_minor=bindparam("b_captured"),
+        capture_entry_id=bindparam("b_capture_entry"),
+        closed_at=bindparam("b_now"),
+    )
+)
+
+
+async def move(
+    session: AsyncSession,
+    *,
+    code: str,
+    currency: str,
+    delta: int,
+    held_delta: int = 0,
+    check_floor: bool,
+    count_posting: bool,
+    now: dt.datetime,
+) -> Any | None:
+    """Move a tracked account's balance (and held amount) if its floor allows; return
+    (balance, held, posting_count) after, or None if the account is not there or the floor
+    refused."""
+    result = await session.execute(
+        _MOVE,
+        {
+            "b_code": code,
+            "b_currency": currency,
+            "b_delta": delta,
+            "b_held_delta": held_delta,
+            "b_check_floor": check_floor,
+            "b_seq_step": 1 if count_posting else 0,
+            "b_now": now,
+        },
+    )
+    return result.first()
+
+
+async def move_held(
+    session: AsyncSession, *, code: str, currency: str, held_delta: int, now: dt.datetime
+) -> Any | None:
+    """Reserve (positive) or free (negative) an amount of a tracked account, floor checked
+    when reserving."""
+    return await move(
+        session,
+        code=code,
+        currency=currency,
+        delta=0,
+        held_delta=held_delta,
+        check_floor=held_delta > 0,
+        count_posting=False,
+        now=now,
+    )
+
+
+async def tracked_accounts(session: AsyncSession, codes: Sequence[str]) -> dict[str, Any]:
+    """Return (code, tracked, currency) of each existing account among ``codes``."""
+    rows = (await session.execute(_TRACKED, {"b_codes": list(codes)})).all()
+    return {row.code: row for row in rows}
+
+
+async def balances(session: AsyncSession, codes: Sequence[str]) -> list[Any]:
+    """Return (code, currency, balance, held, tracked) of each existing account among ``codes``;
+    for untracked accounts the balance is summed from their postings."""
+    rows = (await session.execute(_BALANCES, {"b_codes": list(codes)})).all()
+    untracked = [row.code for row in rows if not row.tracked]
+    if not untracked:
+        return list(rows)
+    sums = dict((await session.execute(_DERIVED_BALANCE, {"b_codes": untracked})).tuples().all())
+    return [
+        row if row.tracked else row._replace(balance_minor=int(sums.get(row.code, 0)))
+        for row in rows
+    ]
+
+
+async def insert_account(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert a ledger account."""
+    await session.execute(_accounts.insert(), values)
+
+
+async def insert_entry(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert an entry's header."""
+    await session.execute(_INSERT_ENTRY, values)
+
+
+async def insert_postings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert an entry's postings in one statement."""
+    await session.execute(_INSERT_POSTINGS, rows)
+
+
+async def entry_postings(session: AsyncSession, entry_id: uuid.UUID) -> list[Any]:
+    """Return an entry's postings."""
+    return list((await session.execute(_ENTRY_POSTINGS, {"b_entry": entry_id})).all())
+
+
+async def mark_reversed(session: AsyncSession, entry_id: uuid.UUID, by: uuid.UUID) -> bool:
+    """Record that ``by`` reverses ``entry_id``; False if it was already reversed."""
+    result = await session.execute(_MARK_REVERSED, {"b_entry": entry_id, "b_by": by})
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def statement_lines(
+    session: AsyncSession, code: str, start: dt.date, end: dt.date, *, limit: int, offset: int
+) -> list[Any]:
+    """Return a page of an account's postings between two value dates, oldest first."""
+    params = {"b_code": code, "b_from": start, "b_to": end, "b_limit": limit, "b_offset": offset}
+    return list((await session.execute(_STATEMENT, params)).all())
+
+
+async def statement_opening(
+    session: AsyncSession, code: str, start: dt.date, end: dt.date
+) -> tuple[int, int]:
+    """Return the balance before ``start`` and at the end of ``end``."""
+    opening = await session.scalar(_OPENING, {"b_code": code, "b_from": start})
+    closing = await session.scalar(_CLOSING, {"b_code": code, "b_to": end})
+    opening = int(opening or 0)
+    return opening, int(closing) if closing is not None else opening
+
+
+async def insert_hold(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert a hold."""
+    await session.execute(_holds.insert(), values)
+
+
+async def lock_hold(session: AsyncSession, hold_id: uuid.UUID, code: str) -> Any | None:
+    """Return the hold on ``code`` with this id, locked until the transaction ends."""
+    return (await session.execute(_LOCK_HOLD, {"b_id": hold_id, "b_code": code})).first()
+
+
+async def get_hold(session: AsyncSession, hold_id: uuid.UUID) -> Any | None:
+    """Return a hold."""
+    return (await session.execute(_GET_HOLD, {"b_id": hold_id})).first()
+
+
+async def set_hold_status(
+    session: AsyncSession,
+    hold_id: uuid.UUID,
+    *,
+    status: str,
+    captured_minor: int,
+    capture_entry_id: uuid.UUID | None,
+    now: dt.datetime,
+) -> bool:
+    """Close an active hold; False if it was no longer active."""
+    result = await session.execute(
+        _SET_HOLD,
+        {
+            "b_id": hold_id,
+            "b_status": status,
+            "b_captured": captured_minor,
+            "b_capture_entry": capture_entry_id,
+            "b_now": now,
+        },
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
