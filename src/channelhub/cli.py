@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from channelhub import __version__
@@ -28,7 +28,9 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Service definitions.", no_args_is_help=True)
 events_app = typer.Typer(help="The event outbox.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The built-in core ledger.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(events_app, name="events")
 
@@ -193,6 +195,7 @@ def demo(host: HostOption = None, port: PortOption = None, data_dir: DataDirOpti
 
 async def _seed_demo(settings: Settings) -> None:
     from channelhub.demo import seed
+    from channelhub.demo.bank import seed_bank, seed_customers
     from channelhub.kit.logging import configure_logging
     from channelhub.runtime import Runtime
 
@@ -207,10 +210,175 @@ async def _seed_demo(settings: Settings) -> None:
         ) as bar:
             from channelhub.demo.seed import DEMO_TRANSACTIONS
 
-            task = bar.add_task("seeding the demo", total=len(DEMO_TRANSACTIONS))
+            await seed_bank(runtime.sessions, _seed_context(runtime))
+            task = bar.add_task("seeding the demo", total=DEMO_GENERATED_CUSTOMERS)
+            await seed_customers(
+                runtime.sessions,
+                _seed_context(runtime),
+                count=DEMO_GENERATED_CUSTOMERS,
+                advance=lambda n: bar.advance(task, n),
+            )
+            task = bar.add_task("demo transactions", total=len(DEMO_TRANSACTIONS))
             await seed(runtime.engine, advance=lambda _: bar.advance(task))
     finally:
         await runtime.close()
+
+
+#: How many generated customers ``channelhub demo`` adds to the named ones.
+DEMO_GENERATED_CUSTOMERS = 20
+
+
+def _seed_context(runtime: Any) -> Any:
+    from channelhub.demo.bank import SeedContext
+    from channelhub.kit.clock import utc_now
+    from channelhub.runtime import data_key
+
+    return SeedContext(utc_now(), runtime.settings.bank.zone, data_key(runtime.settings))
+
+
+@app.command("seed")
+def seed_command(
+    customers: Annotated[
+        int, typer.Option(min=0, max=10_000_000, help="How many generated customers to have.")
+    ] = 1000,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Seed the demo bank and make sure it has this many generated customers."""
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    _migrate(settings)
+    added = _run(_seed_many(settings, customers))
+    out.print(f"added {added} customers ({customers} generated customers in all)")
+
+
+async def _seed_many(settings: Settings, customers: int) -> int:
+    from channelhub.demo.bank import generated_count, seed_bank, seed_customers
+    from channelhub.kit.logging import configure_logging
+    from channelhub.runtime import Runtime
+
+    configure_logging(level="WARNING", json=settings.log.json_format)
+    runtime = _load_or_exit(lambda: Runtime.build(settings))
+    try:
+        await seed_bank(runtime.sessions, _seed_context(runtime))
+        existing = await generated_count(runtime.sessions)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task(
+                "seeding customers", total=customers, completed=min(existing, customers)
+            )
+            return await seed_customers(
+                runtime.sessions,
+                _seed_context(runtime),
+                count=customers,
+                advance=lambda n: bar.advance(task, n),
+            )
+    finally:
+        await runtime.close()
+
+
+@app.command("call")
+def call_command(
+    service: Annotated[str, typer.Argument(help="The service id, e.g. account.list.")],
+    as_user: Annotated[str, typer.Option("--as", help="The customer user to act as, e.g. alice.")],
+    body: Annotated[str, typer.Option("--json", help="The request body, a JSON object.")] = "{}",
+    channel: Annotated[str, typer.Option(help="The channel to record it on.")] = "mobile",
+    key: Annotated[
+        str | None, typer.Option("--key", help="An idempotency key (made up if not given).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run one service as a customer user, through the kernel, and print the result.
+
+    An operator's and developer's tool: it acts with the database's authority, so it is for
+    whoever may run channelhub itself; customers come in through the channels.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        err.print(f"error: --json is not JSON: {error}")
+        raise typer.Exit(2) from None
+    if not isinstance(payload, dict):
+        err.print("error: --json must be a JSON object")
+        raise typer.Exit(2)
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    result = _run(_call(settings, service, as_user, payload, channel, key))
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    if result["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+async def _call(
+    settings: Settings,
+    service: str,
+    username: str,
+    payload: dict[str, Any],
+    channel: str,
+    key: str | None,
+) -> dict[str, Any]:
+    from channelhub.cau.service import customer_principal
+    from channelhub.kernel import TransactionRequest
+    from channelhub.kernel.model import AuthLevel
+    from channelhub.kit.errors import ChannelhubError
+    from channelhub.kit.ids import new_id
+    from channelhub.kit.logging import configure_logging
+    from channelhub.runtime import Runtime
+
+    configure_logging(level="WARNING", json=settings.log.json_format)
+    runtime = _load_or_exit(lambda: Runtime.build(settings))
+    try:
+        async with runtime.sessions() as session:
+            try:
+                principal = await customer_principal(session, username, auth_level=AuthLevel.MFA)
+            except ChannelhubError as error:
+                err.print(f"error: {username}: {error.message}")
+                raise typer.Exit(2) from None
+        request = TransactionRequest(
+            service_id=service,
+            channel=channel,
+            principal=principal,
+            payload=payload,
+            idempotency_key=key or f"cli-{new_id()}",
+        )
+        result = await runtime.engine.execute(request)
+    finally:
+        await runtime.close()
+    return {
+        "txn_id": str(result.txn_id),
+        "status": result.status.value,
+        "code": result.code,
+        "message": result.message,
+        "data": dict(result.data),
+        **({"details": dict(result.details)} if result.details else {}),
+    }
+
+
+@ledger_app.command("verify")
+def ledger_verify(data_dir: DataDirOption = None) -> None:
+    """Check every ledger invariant (balanced entries, balances equal to postings, holds,
+    floors); print each violation and exit 1 if there is any."""
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    problems = _run(_verify(settings))
+    for problem in problems:
+        out.print(problem)
+    if problems:
+        raise typer.Exit(1)
+    out.print("ledger consistent")
+
+
+async def _verify(settings: Settings) -> list[str]:
+    from channelhub.kit.db import create_engine, make_sessionmaker
+    from channelhub.ledger.service import verify
+
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await verify(session)
+    finally:
+        await engine.dispose()
 
 
 def _demo_banner(base: str, settings: Settings) -> str:

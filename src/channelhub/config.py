@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -110,6 +110,17 @@ class CatalogSettings(BaseModel):
     builtin: bool = True
 
 
+class SecuritySettings(BaseModel):
+    """Keys the platform protects customer data with."""
+
+    model_config = _Section
+
+    #: The key card numbers are hashed and PINs verified with (at least 32 characters). Every
+    #: node of one bank must share it. Unset, a random key is made once in the data directory,
+    #: which suits one node only.
+    data_key: SecretStr | None = Field(default=None, min_length=32)
+
+
 class LogSettings(BaseModel):
     """How much to log and in which form."""
 
@@ -147,6 +158,7 @@ class Settings(BaseSettings):
     kernel: KernelSettings = KernelSettings()
     recovery: RecoverySettings = RecoverySettings()
     catalog: CatalogSettings = CatalogSettings()
+    security: SecuritySettings = SecuritySettings()
     log: LogSettings = LogSettings()
 
     @classmethod

@@ -6,6 +6,8 @@ The HTTP app and the CLI both build one; nothing here knows about HTTP.
 from __future__ import annotations
 
 import importlib
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from channelhub.kernel.catalog import (
 from channelhub.kernel.steps import StepRegistry
 from channelhub.kit.db import create_engine, make_sessionmaker
 
-__all__ = ["Runtime", "catalog_paths", "import_plugins", "load_catalog"]
+__all__ = ["Runtime", "catalog_paths", "data_key", "import_plugins", "load_catalog"]
 
 
 #: The domain packages whose steps the built-in services use; they register on import.
@@ -44,6 +46,24 @@ def catalog_paths(settings: Settings) -> list[Path]:
 def load_catalog(settings: Settings, steps: StepRegistry = registry) -> Catalog:
     """Load, check and compile every definition; raises CatalogError listing each problem."""
     return Catalog(load_definitions(definition_files(catalog_paths(settings)), steps))
+
+
+def data_key(settings: Settings) -> bytes:
+    """Return the key card numbers and PINs are protected with: the configured one, or a
+    random one kept in the data directory (made on first use, readable by its owner only)."""
+    if settings.security.data_key is not None:
+        return settings.security.data_key.get_secret_value().encode()
+    path = settings.data_dir / "data.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process on this data directory made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
 
 
 @dataclass

@@ -27,8 +27,8 @@ from channelhub.cau.errors import (
 from channelhub.cau.numbers import account_number, mask_email, mask_id_number, mask_phone
 from channelhub.cau.rules import CustomerFacts, ProductFacts, check_eligible, floor_of
 from channelhub.cau.schemas import Eligibility, ProductParameters
-from channelhub.kernel.errors import Forbidden
-from channelhub.kernel.model import Principal, PrincipalKind
+from channelhub.kernel.errors import Forbidden, Unauthenticated
+from channelhub.kernel.model import AuthLevel, Principal, PrincipalKind
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
 from channelhub.kit.money import CurrencyMismatch, Money
@@ -41,6 +41,7 @@ __all__ = [
     "card_view",
     "change_card_status",
     "customer_accounts",
+    "customer_principal",
     "customer_profile",
     "open_account",
     "owned_account",
@@ -336,3 +337,23 @@ def pin_verifier(key: bytes, pan: str, pin: str) -> str:
 def verify_pin(key: bytes, pan: str, pin: str, verifier: str) -> bool:
     """Tell, in constant time, whether ``pin`` is the card's PIN."""
     return hmac.compare_digest(pin_verifier(key, pan, pin), verifier)
+
+
+async def customer_principal(
+    session: AsyncSession, username: str, *, auth_level: AuthLevel
+) -> Principal:
+    """Return the principal of an active customer user, as the security center vouches for it
+    after a login at ``auth_level``.
+
+    Raises:
+        Unauthenticated: no active user has this name (the same answer either way).
+    """
+    user = await repository.user_by_username(session, username)
+    if user is None or user.status != "active":
+        raise Unauthenticated("unknown or inactive user")
+    return Principal(
+        kind=PrincipalKind.CUSTOMER,
+        id=str(user.id),
+        auth_level=auth_level,
+        attributes={"customer_id": str(user.customer_id), "username": user.username},
+    )
