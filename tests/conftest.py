@@ -26,6 +26,24 @@ from tests.support.databases import (
 SUPPORT = Path(__file__).parent / "support"
 TEST_CATALOG = SUPPORT / "catalog"
 PLUGIN = "tests.support.flow_steps"
+#: Every table, so that a delete never breaks a foreign key: referencing tables first.
+TABLES_CHILDREN_FIRST = (
+    "transactions",
+    "outbox",
+    "ledger_holds",
+    "ledger_postings",
+    "ledger_entries",
+    "ledger_accounts",
+    "cards",
+    "user_devices",
+    "customer_users",
+    "accounts",
+    "customers",
+    "staff",
+    "products",
+    "branches",
+    "number_sequences",
+)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +67,7 @@ async def database_url(request: pytest.FixtureRequest) -> str:
     engine = create_engine(url, pool_size=1)
     try:
         async with engine.begin() as conn:
-            for table in ("transactions", "outbox"):
+            for table in TABLES_CHILDREN_FIRST:
                 await conn.execute(text(f"DELETE FROM {table}"))
     finally:
         await engine.dispose()
