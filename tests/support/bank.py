@@ -96,5 +96,5 @@ async def open_bank(runtime: Runtime, *, generated: int = 0) -> Bank:
             )
         )
         for username, card_id in rows:
-            bank.cards[username] = str(card_id)
+            bank.cards[username] = str(uuid.UUID(str(card_id)))
     return bank

@@ -40,7 +40,7 @@ from channelhub.kit.clock import utc_now
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
-from channelhub.kit.money import Money
+from channelhub.kit.money import InvalidAmount, Money
 
 __all__ = ["EngineSettings", "TransactionEngine", "request_hash"]
 
@@ -124,7 +124,12 @@ class TransactionEngine:
         fields = service.definition.amount
         if fields is None:
             return None
-        return Money.parse(request.payload.get(fields.amount), request.payload.get(fields.currency))
+        amount = Money.parse(
+            request.payload.get(fields.amount), request.payload.get(fields.currency)
+        )
+        if amount.minor <= 0:
+            raise InvalidAmount("amount: must be more than zero", details={"field": fields.amount})
+        return amount
 
     async def _run(
         self,
