@@ -188,16 +188,22 @@ async def tracked_accounts(session: AsyncSession, codes: Sequence[str]) -> dict[
     return {row.code: row for row in rows}
 
 
-async def balances(session: AsyncSession, codes: Sequence[str]) -> list[Any]:
-    """Return (code, currency, balance, held, tracked) of each existing account among ``codes``;
-    for untracked accounts the balance is summed from their postings."""
+async def balances(session: AsyncSession, codes: Sequence[str]) -> list[tuple[str, str, int, int]]:
+    """Return (code, currency, balance, held) of each existing account among ``codes``; for
+    untracked accounts the balance is summed from their postings."""
     rows = (await session.execute(_BALANCES, {"b_codes": list(codes)})).all()
     untracked = [row.code for row in rows if not row.tracked]
-    if not untracked:
-        return list(rows)
-    sums = dict((await session.execute(_DERIVED_BALANCE, {"b_codes": untracked})).tuples().all())
+    sums: dict[str, int] = {}
+    if untracked:
+        result = await session.execute(_DERIVED_BALANCE, {"b_codes": untracked})
+        sums = {str(code): int(total) for code, total in result.all()}
     return [
-        row if row.tracked else row._replace(balance_minor=int(sums.get(row.code, 0)))
+        (
+            row.code,
+            row.currency,
+            int(row.balance_minor) if row.tracked else sums.get(row.code, 0),
+            int(row.held_minor),
+        )
         for row in rows
     ]
 

@@ -224,10 +224,7 @@ async def reverse_entry(
 async def balances(session: AsyncSession, codes: Sequence[str]) -> dict[str, Balance]:
     """Return the balances of the named accounts (those that exist)."""
     rows = await repository.balances(session, codes)
-    return {
-        row.code: Balance(row.code, row.currency, int(row.balance_minor), int(row.held_minor))
-        for row in rows
-    }
+    return {code: Balance(code, currency, ledger, held) for code, currency, ledger, held in rows}
 
 
 async def statement(
