@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from channelhub import __version__
@@ -119,3 +120,36 @@ def test_upgrade_then_events_tail(tmp_path: Path) -> None:
     assert "0001" in upgraded.stderr
     empty = channelhub("events", "tail", env=env)
     assert (empty.returncode, empty.stdout) == (0, "")
+
+
+def test_seed_call_and_verify_the_demo_bank(tmp_path: Path) -> None:
+    env = _fresh_env(tmp_path)
+    seeded = channelhub("seed", "--customers", "30", env=env, timeout=120)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "added 30 customers" in seeded.stdout
+    again = channelhub("seed", "--customers", "30", env=env, timeout=120)
+    assert "added 0 customers" in again.stdout
+
+    listed = channelhub("call", "account.list", "--as", "alice", env=env)
+    assert listed.returncode == 0, listed.stderr
+
+    accounts = orjson.loads(listed.stdout)["data"]["accounts"]
+    assert accounts[0]["ledger_balance"] == "50000.00"
+    refused = channelhub(
+        "call",
+        "account.balance",
+        "--as",
+        "alice",
+        "--json",
+        '{"account": "0102000000000333"}',
+        env=env,
+    )
+    assert refused.returncode == 1
+    assert orjson.loads(refused.stdout)["code"] == "FORBIDDEN"
+    bad = channelhub("call", "account.list", "--as", "alice", "--json", "[1", env=env)
+    assert bad.returncode == 2
+    unknown = channelhub("call", "account.list", "--as", "mallory", env=env)
+    assert unknown.returncode == 2
+    verified = channelhub("ledger", "verify", env=env)
+    assert verified.returncode == 0, verified.stdout
+    assert "ledger consistent" in verified.stdout
