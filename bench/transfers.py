@@ -715,8 +715,8 @@ def method_lines(
         "Columns: py cpu% = this process's CPU / wall time (100 = one core); host cpu% and "
         f"pg host% = busy share of all {os.cpu_count()} cores during the window; ch/pgbench = "
         "transfers/s / pgbench tps. A transfer is a bigger transaction than TPC-B's (a journal "
-        "row, an account check, a balanced entry with a fee, balance updates, the journal's "
-        "close and an outbox event), so the ratio is a cost figure, not like for like.",
+        "row, an account check, a balanced entry with the product's fee, balance updates, the "
+        "journal's close and an outbox event), so the ratio is a cost figure, not like for like.",
     ]
     return lines
 
@@ -743,6 +743,8 @@ def print_report(
         print(f"ledger NOT consistent ({len(report.ledger_problems)} problems):")
         for problem in report.ledger_problems[:50]:
             print(f"  {problem}")
+        if len(report.ledger_problems) > 50:
+            print(f"  ... and {len(report.ledger_problems) - 50} more")
     else:
         print("ledger consistent")
     print()

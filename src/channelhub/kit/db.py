@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
@@ -79,14 +80,23 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
     return create_async_engine(
         parsed,
         echo=echo,
+        # pool_size is the hard limit of connections per node: PostgreSQL's max_connections
+        # is shared by every node, so no overflow beyond what the operator configured.
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
+        json_serializer=_json_dumps,
         # No pre-ping: it is a round trip per transaction. A dropped connection fails its
         # transaction, which rolls back and is retried by the client with the same key.
         pool_recycle=1800,
-        # Prepared statements are cached per connection by asyncpg; keep the cache warm.
+        # SQLAlchemy's asyncpg adapter keeps its own prepared-statement cache per connection;
+        # asyncpg's (used for batched inserts) is kept as large.
         connect_args={"statement_cache_size": 512},
     )
+
+
+def _json_dumps(value: object) -> str:
+    """Serialise JSON columns with orjson: the step log is written on every transaction."""
+    return orjson.dumps(value).decode()
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

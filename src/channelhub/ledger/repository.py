@@ -59,7 +59,7 @@ _MOVE = (
     .values(
         balance_minor=_a.balance_minor + bindparam("b_delta"),
         held_minor=_a.held_minor + bindparam("b_held_delta"),
-        posting_count=_a.posting_count + bindparam("b_seq_step"),
+        posting_count=_a.posting_count + bindparam("b_postings"),
         updated_at=bindparam("b_now"),
     )
     .returning(_a.balance_minor, _a.held_minor, _a.posting_count)
@@ -144,7 +144,7 @@ async def move(
     delta: int,
     held_delta: int = 0,
     check_floor: bool,
-    count_posting: bool,
+    posting_count: int,
     now: dt.datetime,
 ) -> Any | None:
     """Move a tracked account's balance (and held amount) if its floor allows; return
@@ -158,7 +158,7 @@ async def move(
             "b_delta": delta,
             "b_held_delta": held_delta,
             "b_check_floor": check_floor,
-            "b_seq_step": 1 if count_posting else 0,
+            "b_postings": posting_count,
             "b_now": now,
         },
     )
@@ -177,7 +177,7 @@ async def move_held(
         delta=0,
         held_delta=held_delta,
         check_floor=held_delta > 0,
-        count_posting=False,
+        posting_count=0,
         now=now,
     )
 

@@ -111,6 +111,11 @@ async def post_entry(
     legs = list(legs)
     check_balanced(legs)
     entry_id = new_id()
+    # One balance update per account, however many legs it has (a transfer and its fee):
+    # each update is a round trip and a new row version.
+    net: dict[tuple[str, str], int] = {}
+    for leg in legs:
+        net[leg.account, leg.currency] = net.get((leg.account, leg.currency), 0) + leg.amount_minor
     await repository.insert_entry(
         session,
         {
@@ -125,30 +130,40 @@ async def post_entry(
         },
     )
     to_release = dict(release_held or {})
-    postings: list[dict[str, Any]] = []
     after: dict[str, Balance] = {}
+    moved: dict[tuple[str, str], tuple[int, int]] = {}  # (account, currency) -> (seq, balance)
     # Tracked accounts are updated in code order, so two entries over the same accounts take
     # their row locks in the same order and cannot deadlock.
-    for leg in sorted(legs, key=lambda leg: (leg.account, leg.amount_minor)):
+    for account, currency in sorted(net):
+        if (account, currency) in _UNTRACKED:
+            continue
+        legs_here = [leg for leg in legs if leg.account == account and leg.currency == currency]
+        row = await repository.move(
+            session,
+            code=account,
+            currency=currency,
+            delta=net[account, currency],
+            held_delta=-to_release.pop(account, 0),
+            check_floor=check_floor and net[account, currency] < 0,
+            posting_count=len(legs_here),
+            now=now,
+        )
+        if row is None:
+            await _explain_refusal(session, legs_here[0])
+            continue
+        moved[account, currency] = (
+            row.posting_count - len(legs_here),
+            row.balance_minor - net[account, currency],
+        )
+        after[account] = Balance(account, currency, row.balance_minor, row.held_minor)
+    postings: list[dict[str, Any]] = []
+    for leg in legs:
         seq = balance_after = None
-        if (leg.account, leg.currency) not in _UNTRACKED:
-            row = await repository.move(
-                session,
-                code=leg.account,
-                currency=leg.currency,
-                delta=leg.amount_minor,
-                held_delta=-to_release.pop(leg.account, 0),
-                check_floor=check_floor and leg.amount_minor < 0,
-                count_posting=True,
-                now=now,
-            )
-            if row is None:
-                await _explain_refusal(session, leg)
-            else:
-                seq, balance_after = row.posting_count, row.balance_minor
-                after[leg.account] = Balance(
-                    leg.account, leg.currency, row.balance_minor, row.held_minor
-                )
+        if (leg.account, leg.currency) in moved:
+            # Number this account's legs one after another, with the balance after each.
+            previous_seq, previous_balance = moved[leg.account, leg.currency]
+            seq, balance_after = previous_seq + 1, previous_balance + leg.amount_minor
+            moved[leg.account, leg.currency] = (seq, balance_after)
         postings.append(
             {
                 "id": new_id(),
