@@ -43,11 +43,13 @@ __all__ = [
     "customer_accounts",
     "customer_principal",
     "customer_profile",
+    "ensure_owned",
     "open_account",
     "owned_account",
     "pan_fingerprint",
     "pin_verifier",
     "product_view",
+    "rate_text",
     "require_active",
     "restore_account_status",
 ]
@@ -82,10 +84,21 @@ async def owned_account(session: AsyncSession, principal: Principal, number: str
     row = await repository.account(session, number)
     if row is None:
         raise AccountNotFound("no such account", details={"account": number})
-    if row.customer_id != customer_id:
-        log.warning("object_access_denied", object="account", principal=principal.label)
-        raise NotYours("the account is not one of yours", details={"account": number})
+    ensure_owned(principal, customer_id, row.customer_id, "account", number)
     return row
+
+
+def ensure_owned(
+    principal: Principal, customer_id: uuid.UUID, owner: uuid.UUID, kind: str, key: str
+) -> None:
+    """Refuse an object of another customer, and log the attempt for the security team.
+
+    Raises:
+        NotYours: naming the object.
+    """
+    if owner != customer_id:
+        log.warning("object_access_denied", object=kind, principal=principal.label)
+        raise NotYours(f"the {kind} is not one of yours", details={kind: key})
 
 
 def require_active(row: Any, *, currency: str | None = None) -> None:
@@ -167,7 +180,7 @@ def product_view(row: Any) -> dict[str, Any]:
         "status": row.status,
         "valid_from": row.valid_from.isoformat(),
         "valid_to": row.valid_to.isoformat() if row.valid_to else None,
-        "interest_rate": _rate(parameters.interest_rate_bps),
+        "interest_rate": rate_text(parameters.interest_rate_bps),
         "term_months": parameters.term_months,
         "minimum_balance": parameters.minimum_balance,
         "minimum_amount": parameters.minimum_amount,
@@ -178,7 +191,7 @@ def product_view(row: Any) -> dict[str, Any]:
     }
 
 
-def _rate(bps: int) -> str:
+def rate_text(bps: int) -> str:
     """Show basis points as a percentage string: 225 -> "2.25"."""
     return f"{bps // 100}.{bps % 100:02d}"
 
@@ -313,9 +326,7 @@ async def change_card_status(
     card = await repository.card_for_update(session, key)
     if card is None:
         raise CardNotFound("no such card", details={"card": card_id})
-    if card.customer_id != customer_id:
-        log.warning("object_access_denied", object="card", principal=principal.label)
-        raise NotYours("the card is not one of yours", details={"card": card_id})
+    ensure_owned(principal, customer_id, card.customer_id, "card", card_id)
     if card.status not in allowed_from:
         raise CardStatusInvalid(
             f"the card is {card.status}", details={"card": card_id, "status": card.status}

@@ -19,6 +19,7 @@ from channelhub.kernel.steps import StepContext, registry
 from channelhub.kit.clock import business_date
 from channelhub.kit.money import Money
 from channelhub.ledger import service as ledger
+from channelhub.ledger.schemas import Balance
 
 __all__: list[str] = []
 
@@ -71,7 +72,8 @@ async def accounts_list(ctx: StepContext, params: Mapping[str, Any]) -> None:
 @registry.step("cau.accounts.balance")
 async def accounts_balance(ctx: StepContext, params: Mapping[str, Any]) -> None:
     """Show one of the acting customer's accounts' balances."""
-    view = await _owned_view(ctx)
+    row, balance = await _owned_with_balance(ctx)
+    view = service.account_view(row, balance)
     ctx.data.update(
         {key: view[key] for key in ("number", "currency", "available_balance", "ledger_balance")}
     )
@@ -80,31 +82,25 @@ async def accounts_balance(ctx: StepContext, params: Mapping[str, Any]) -> None:
 @registry.step("cau.accounts.detail")
 async def accounts_detail(ctx: StepContext, params: Mapping[str, Any]) -> None:
     """Show one of the acting customer's accounts in full."""
-    row = await service.owned_account(
-        ctx.session, ctx.request.principal, str(ctx.request.payload["account"])
-    )
-    balance = (await ledger.balances(ctx.session, [row.number])).get(row.number)
+    row, balance = await _owned_with_balance(ctx)
     view = service.account_view(row, balance)
+    rate = row.interest_rate_bps
     view.update(
         held=_decimal(balance.held_minor if balance else 0, row.currency),
         branch=row.branch_code,
         opened_on=row.opened_on.isoformat(),
         closed_on=row.closed_on.isoformat() if row.closed_on else None,
-        interest_rate=f"{row.interest_rate_bps / 100:.2f}"
-        if row.interest_rate_bps is not None
-        else None,
+        interest_rate=service.rate_text(rate) if rate is not None else None,
         maturity_on=row.maturity_on.isoformat() if row.maturity_on else None,
         settlement_account=row.settlement_account,
     )
     ctx.data.update(view)
 
 
-async def _owned_view(ctx: StepContext) -> dict[str, Any]:
-    row = await service.owned_account(
-        ctx.session, ctx.request.principal, str(ctx.request.payload["account"])
-    )
-    balance = (await ledger.balances(ctx.session, [row.number])).get(row.number)
-    return service.account_view(row, balance)
+async def _owned_with_balance(ctx: StepContext) -> tuple[Any, Balance | None]:
+    number = str(ctx.request.payload["account"])
+    row = await service.owned_account(ctx.session, ctx.request.principal, number)
+    return row, (await ledger.balances(ctx.session, [row.number])).get(row.number)
 
 
 @registry.step("cau.accounts.statement")
@@ -230,7 +226,7 @@ async def term_deposit_open(ctx: StepContext, params: Mapping[str, Any]) -> Mapp
         account=plan["account"],
         currency=currency,
         maturity_on=plan["maturity_on"],
-        interest_rate=f"{rate // 100}.{rate % 100:02d}",
+        interest_rate=service.rate_text(rate),
         expected_interest=_decimal(plan["expected_interest_minor"], currency),
     )
     return plan

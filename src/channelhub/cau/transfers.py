@@ -23,16 +23,20 @@ from channelhub.cau.errors import (
 )
 from channelhub.cau.rules import fee_for, interest
 from channelhub.cau.schemas import ProductParameters
-from channelhub.cau.service import acting_customer_id, open_account, owned_account, require_active
+from channelhub.cau.service import (
+    acting_customer_id,
+    ensure_owned,
+    open_account,
+    owned_account,
+    require_active,
+)
 from channelhub.kernel.model import Principal
 from channelhub.kit.errors import ChannelhubError
-from channelhub.kit.logging import get_logger
 from channelhub.kit.money import InvalidAmount, Money
 from channelhub.ledger import service as ledger
 
 __all__ = ["plan_term_deposit", "plan_term_deposit_close", "plan_transfer"]
 
-log = get_logger(__name__)
 
 #: Account types money may be transferred from and to.
 TRANSFERABLE = frozenset({"current", "savings"})
@@ -82,9 +86,7 @@ async def plan_transfer(
         raise AccountNotFound(
             "no such account", details={"account": source, "field": "from_account"}
         )
-    if debit.customer_id != customer_id:
-        log.warning("object_access_denied", object="account", principal=principal.label)
-        raise NotYours("the account is not one of yours", details={"account": source})
+    ensure_owned(principal, customer_id, debit.customer_id, "account", source)
     if credit is None:
         raise AccountNotFound("no such account", details={"account": target, "field": "to_account"})
     if own_only and credit.customer_id != customer_id:
