@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from channelhub.cau.service import customer_principal
+from channelhub.kernel.model import AuthLevel
 from channelhub.kit.money import Money
 from channelhub.ledger import service as ledger
 from channelhub.ledger.errors import InsufficientFunds
@@ -168,8 +170,6 @@ async def test_concurrent_transfers_keep_the_total_and_the_floors(runtime: Runti
                 )
             )
         ).all()
-    from channelhub.cau.service import customer_principal
-    from channelhub.kernel.model import AuthLevel
 
     owners = {}
     async with runtime.sessions() as session:

@@ -48,6 +48,7 @@ __all__ = [
     "owned_account",
     "pan_fingerprint",
     "pin_verifier",
+    "product_or_fail",
     "product_view",
     "rate_text",
     "require_active",
@@ -281,10 +282,16 @@ async def open_account(
 
 
 async def restore_account_status(
-    session: AsyncSession, number: str, *, current: str, previous: str, now: dt.datetime
+    session: AsyncSession,
+    number: str,
+    *,
+    current: str,
+    previous: str,
+    now: dt.datetime,
+    today: dt.date,
 ) -> None:
-    """Undo a status change (a compensation)."""
-    closed_on = None if previous != "closed" else now.date()
+    """Undo a status change (a compensation); ``today`` is the bank's business date."""
+    closed_on = today if previous == "closed" else None
     await repository.set_account_status(
         session, number, expected=current, status=previous, closed_on=closed_on, now=now
     )

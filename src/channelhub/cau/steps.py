@@ -192,7 +192,12 @@ async def accounts_void(
     """Close an account a failed transaction opened."""
     if output and output.get("account"):
         await service.restore_account_status(
-            ctx.session, str(output["account"]), current="active", previous="closed", now=ctx.now
+            ctx.session,
+            str(output["account"]),
+            current="active",
+            previous="closed",
+            now=ctx.now,
+            today=_today(ctx),
         )
 
 
@@ -258,7 +263,12 @@ async def accounts_reopen(
     """Reopen an account a failed transaction closed."""
     if output and output.get("account"):
         await service.restore_account_status(
-            ctx.session, str(output["account"]), current="closed", previous="active", now=ctx.now
+            ctx.session,
+            str(output["account"]),
+            current="closed",
+            previous="active",
+            now=ctx.now,
+            today=_today(ctx),
         )
 
 

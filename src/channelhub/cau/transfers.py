@@ -28,6 +28,7 @@ from channelhub.cau.service import (
     ensure_owned,
     open_account,
     owned_account,
+    product_or_fail,
     require_active,
 )
 from channelhub.kernel.model import Principal
@@ -151,35 +152,34 @@ async def plan_term_deposit(
     source_number = str(payload["from_account"])
     source = await owned_account(session, principal, source_number)
     require_active(source, currency=money.currency)
-    product = await repository.product(session, str(payload["product"]))
-    if product is not None and product.type == "term_deposit":
-        parameters = ProductParameters.model_validate(product.parameters)
-        if product.currency != money.currency:
-            raise ProductNotEligible(
-                f"the product is in {product.currency}",
-                details={"product": product.code, "reason": "currency"},
-            )
-        minimum = Money.parse(parameters.minimum_amount, money.currency)
-        if money.minor < minimum.minor:
-            raise InvalidAmount(
-                f"amount: the product's minimum is {minimum.to_decimal_string()}",
-                details={"field": "amount", "minimum": minimum.to_decimal_string()},
-            )
-        maturity = _add_months(today, parameters.term_months or 12)
-        term = (parameters.interest_rate_bps, maturity, source_number)
-    else:
-        parameters = ProductParameters()
-        term = (0, today, source_number)  # open_account refuses it below, with the reason
+    product = await product_or_fail(session, str(payload["product"]))
+    if product.type != "term_deposit":
+        raise ProductNotEligible(
+            f"a {product.type} product is not a term deposit",
+            details={"product": product.code, "reason": "type"},
+        )
+    if product.currency != money.currency:
+        raise ProductNotEligible(
+            f"the product is in {product.currency}",
+            details={"product": product.code, "reason": "currency"},
+        )
+    parameters = ProductParameters.model_validate(product.parameters)
+    minimum = Money.parse(parameters.minimum_amount, money.currency)
+    if money.minor < minimum.minor:
+        raise InvalidAmount(
+            f"amount: the product's minimum is {minimum.to_decimal_string()}",
+            details={"field": "amount", "minimum": minimum.to_decimal_string()},
+        )
+    rate, maturity = parameters.interest_rate_bps, _add_months(today, parameters.term_months or 12)
     number, _ = await open_account(
         session,
         principal,
-        product_code=str(payload["product"]),
+        product_code=product.code,
         now=now,
         today=today,
         product_types=("term_deposit",),
-        term=term,
+        term=(rate, maturity, source_number),
     )
-    rate, maturity, _ = term
     expected = interest(money.minor, rate, (maturity - today).days, parameters.day_count)
     return {
         "kind": "term_deposit",
