@@ -1,4 +1,9 @@
-"""The flow engine through the kernel: a failure at each step undoes exactly what completed."""
+"""The flow engine through the kernel: a failure at each step undoes exactly what completed.
+
+An all-local flow (test.flow) is one database transaction: a failure rolls every step back at
+once. A flow that calls another system (test.flow_mixed) commits as it goes and is undone by
+compensations, newest first.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,18 @@ from sqlalchemy import Table, select, text
 from channelhub.kernel import ANONYMOUS, TransactionRequest, TxnStatus
 from channelhub.models import JournalEntry
 from channelhub.runtime import Runtime
-from tests.support.flow_steps import CALLS
+from tests.support.flow_steps import CALLS, DID
 
 pytestmark = pytest.mark.asyncio
 
 JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 
 
-def _request(payload: dict[str, Any], key: str | None = None) -> TransactionRequest:
+def _request(
+    payload: dict[str, Any], key: str | None = None, service: str = "test.flow"
+) -> TransactionRequest:
     return TransactionRequest(
-        service_id="test.flow",
+        service_id=service,
         channel="web",
         principal=ANONYMOUS,
         payload=payload,
@@ -35,8 +42,17 @@ async def _journal(runtime: Runtime) -> list[Any]:
 
 async def _events(runtime: Runtime) -> list[str]:
     async with runtime.db.connect() as conn:
-        result = await conn.execute(text("SELECT type FROM outbox"))
+        result = await conn.execute(text("SELECT type FROM outbox WHERE type LIKE 'channelhub.%'"))
         return [row[0] for row in result.all()]
+
+
+async def _effects(runtime: Runtime) -> list[str]:
+    """The steps whose database effect is there, sorted."""
+    async with runtime.db.connect() as conn:
+        result = await conn.execute(
+            text("SELECT type FROM outbox WHERE type LIKE :did ORDER BY type"), {"did": DID + "%"}
+        )
+        return [row[0].removeprefix(DID) for row in result.all()]
 
 
 async def test_all_steps_run_in_order(runtime: Runtime) -> None:
@@ -50,6 +66,7 @@ async def test_all_steps_run_in_order(runtime: Runtime) -> None:
         ("do", "c"),
     ]
     assert result.data == {"ran": ["a", "b", "left", "c"]}
+    assert await _effects(runtime) == ["a", "b", "c", "left"]
     (row,) = await _journal(runtime)
     assert row.status == "succeeded"
     assert await _events(runtime) == ["channelhub.test.flow.succeeded"]
@@ -61,32 +78,61 @@ async def test_branch_and_when_choose_the_steps(runtime: Runtime) -> None:
     assert [n for a, n, _ in CALLS if a == "do"] == ["a", "b", "right"]
 
 
-# For a failure at each step: the steps that completed before it, undone newest first.
-FAILURES = {
+# For a failure at each step: the steps that completed before it.
+COMPLETED = {
     "a": [],
     "look": ["a"],
     "b": ["a"],
-    "left": ["b", "a"],
-    "c": ["left", "b", "a"],
+    "left": ["a", "b"],
+    "c": ["a", "b", "left"],
 }
 
 
-@pytest.mark.parametrize("fail_at", list(FAILURES))
-async def test_failure_at_each_step_runs_exactly_the_right_compensations(
+@pytest.mark.parametrize("fail_at", list(COMPLETED))
+async def test_failure_in_an_atomic_flow_rolls_every_step_back(
     runtime: Runtime, fail_at: str
 ) -> None:
     result = await runtime.engine.execute(_request({"route": "left", "fail_at": fail_at}))
     assert result.status is TxnStatus.FAILED
     assert result.code == "BUSINESS_RULE_VIOLATION"
     assert result.details == {"step": fail_at}
-    assert [n for a, n, _ in CALLS if a == "undo"] == FAILURES[fail_at]
+    assert [n for a, n, _ in CALLS if a == "do"] == COMPLETED[fail_at]
+    assert [n for a, n, _ in CALLS if a == "undo"] == []  # the rollback undid them
+    assert await _effects(runtime) == []
     (row,) = await _journal(runtime)
     assert (row.status, row.code) == ("failed", "BUSINESS_RULE_VIOLATION")
     states = {e["id"]: e["state"] for e in row.step_log if "id" in e}
-    for step in FAILURES[fail_at]:
-        assert states[step] == "compensated"
+    for step in COMPLETED[fail_at]:
+        assert states[step] == "rolled_back"
     assert states[fail_at if fail_at != "look" else "test.observe"] == "failed"
     assert await _events(runtime) == ["channelhub.test.flow.failed"]
+
+
+@pytest.mark.parametrize("fail_at", list(COMPLETED))
+async def test_failure_after_a_remote_call_runs_exactly_the_right_compensations(
+    runtime: Runtime, fail_at: str
+) -> None:
+    request = _request({"route": "left", "fail_at": fail_at}, service="test.flow_mixed")
+    result = await runtime.engine.execute(request)
+    assert result.status is TxnStatus.FAILED
+    assert result.code == "BUSINESS_RULE_VIOLATION"
+    undone = list(reversed(COMPLETED[fail_at]))
+    assert [n for a, n, _ in CALLS if a == "undo"] == undone
+    assert CALLS[-1][0] == "uncall"  # the remote call, first made, is cancelled last
+    assert await _effects(runtime) == []
+    (row,) = await _journal(runtime)
+    assert (row.status, row.code) == ("failed", "BUSINESS_RULE_VIOLATION")
+    states = {e["id"]: e["state"] for e in row.step_log if "id" in e}
+    for step in [*undone, "r"]:
+        assert states[step] == "compensated"
+    assert await _events(runtime) == ["channelhub.test.flow_mixed.failed"]
+
+
+async def test_a_mixed_flow_keeps_its_effects_when_it_succeeds(runtime: Runtime) -> None:
+    result = await runtime.engine.execute(_request({"route": "right"}, service="test.flow_mixed"))
+    assert result.status is TxnStatus.SUCCEEDED
+    assert await _effects(runtime) == ["a", "b", "c", "right"]
+    assert await _events(runtime) == ["channelhub.test.flow_mixed.succeeded"]
 
 
 async def test_unknown_outcome_leaves_the_transaction_in_doubt(runtime: Runtime) -> None:

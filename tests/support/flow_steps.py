@@ -10,11 +10,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Table, delete, insert
+
 from channelhub.kernel import OutcomeUnknown, StepContext, registry
 from channelhub.kit.errors import ChannelhubError
+from channelhub.kit.ids import new_id
+from channelhub.models import OutboxEvent
 
 #: (action, step name, txn id) in the order they ran, for in-process tests.
 CALLS: list[tuple[str, str, str]] = []
+
+#: test.record's effect in the database: an outbox row of this type prefix per step that ran.
+DID = "test.did."
+_OUTBOX: Table = OutboxEvent.__table__  # type: ignore[assignment]
 
 
 class InjectedFailure(ChannelhubError):
@@ -34,6 +42,17 @@ async def record(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, An
     if _fail_here(ctx, name):
         raise InjectedFailure(f"failure injected at {name}", details={"step": name})
     CALLS.append(("do", name, str(ctx.txn_id)))
+    # The step's real effect, in the transaction's database transaction.
+    await ctx.session.execute(
+        insert(_OUTBOX).values(
+            id=new_id(),
+            type=DID + name,
+            source="/tests",
+            subject=str(ctx.txn_id),
+            time=ctx.now,
+            data={},
+        )
+    )
     ctx.data.setdefault("ran", []).append(name)
     return {"name": name}
 
@@ -42,8 +61,27 @@ async def record(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, An
 async def unrecord(
     ctx: StepContext, params: Mapping[str, Any], output: Mapping[str, Any] | None
 ) -> None:
-    """Record that step ``params.name`` was undone."""
-    CALLS.append(("undo", str(params["name"]), str(ctx.txn_id)))
+    """Undo step ``params.name``: delete its row, and record that it was undone."""
+    name = str(params["name"])
+    CALLS.append(("undo", name, str(ctx.txn_id)))
+    await ctx.session.execute(
+        delete(_OUTBOX).where(_OUTBOX.c.type == DID + name, _OUTBOX.c.subject == str(ctx.txn_id))
+    )
+
+
+@registry.step("test.remote", mutates=True, external=True)
+async def remote(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Act like a call to another system that succeeds; its flow is then not atomic."""
+    CALLS.append(("call", "remote", str(ctx.txn_id)))
+    return {"called": True}
+
+
+@registry.compensation("test.unremote", external=True)
+async def unremote(
+    ctx: StepContext, params: Mapping[str, Any], output: Mapping[str, Any] | None
+) -> None:
+    """Record the cancellation of the remote call."""
+    CALLS.append(("uncall", "remote", str(ctx.txn_id)))
 
 
 @registry.step("test.observe")

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channelhub.kernel import journal
@@ -37,6 +36,7 @@ from channelhub.kernel.metrics import TRANSACTION_SECONDS, TRANSACTIONS
 from channelhub.kernel.model import TransactionRequest, TransactionResult, TxnStatus
 from channelhub.kernel.steps import StepContext, StepRegistry
 from channelhub.kit.clock import utc_now
+from channelhub.kit.db import DATABASE_ERRORS
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
@@ -106,7 +106,8 @@ class TransactionEngine:
                 result = _refusal(txn_id, error, request.locale)
                 TRANSACTIONS.labels(request.channel, service_label, "rejected").inc()
                 return result
-            result = await self._run(txn_id, service, request, amount, started)
+            run = self._run_atomic if service.atomic else self._run
+            result = await run(txn_id, service, request, amount, started)
             TRANSACTIONS.labels(request.channel, service.id, result.status.value).inc()
             TRANSACTION_SECONDS.labels(request.channel, service.id).observe(
                 time.perf_counter() - started
@@ -130,6 +131,122 @@ class TransactionEngine:
         if amount.minor <= 0:
             raise InvalidAmount("amount: must be more than zero", details={"field": fields.amount})
         return amount
+
+    async def _run_atomic(
+        self,
+        txn_id: uuid.UUID,
+        service: CompiledService,
+        request: TransactionRequest,
+        amount: Money | None,
+        started: float,
+    ) -> TransactionResult:
+        """Run an all-local flow and its journal row in one database transaction.
+
+        The journal row is written once, finished, after the flow: its unique idempotency key
+        is what makes a concurrent duplicate wait and then roll back its own work. A crash
+        before the commit leaves nothing, so there is nothing to recover. A failed flow rolls
+        back and its outcome is recorded in a second, short transaction.
+        """
+        now = self.clock()
+        fingerprint = request_hash(request)
+        async with self.sessions() as session:
+            try:
+                ctx = StepContext(
+                    txn_id=txn_id,
+                    request=request,
+                    service=service,
+                    session=session,
+                    now=now,
+                    time_zone=self.settings.time_zone,
+                    node_id=self.settings.node_id,
+                )
+                outcome = await self.runner.run_atomic(ctx, service.flow)
+                result = _result_of(txn_id, outcome, ctx.data, amount, request.locale)
+                if not outcome.ok:
+                    await session.rollback()
+                duration_ms = int((time.perf_counter() - started) * 1000)
+                recorded = await self._record(
+                    session,
+                    txn_id,
+                    service,
+                    request,
+                    amount,
+                    fingerprint,
+                    result,
+                    outcome,
+                    now,
+                    duration_ms,
+                )
+                if not recorded:
+                    await session.rollback()
+                    assert request.idempotency_key is not None  # NULL keys never conflict
+                    first = await journal.get_by_key(
+                        session, request.channel, request.idempotency_key
+                    )
+                    await session.rollback()
+                    return await self._answer_duplicate(first, fingerprint, request.locale)
+                await session.commit()
+                return result
+            except DATABASE_ERRORS:
+                log.exception("journal_unavailable", service=service.id)
+                await session.rollback()
+                # Nothing was committed: nothing happened.
+                entry = lookup("SERVICE_UNAVAILABLE")
+                return TransactionResult(
+                    txn_id, TxnStatus.FAILED, entry.code, entry.message(request.locale)
+                )
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        txn_id: uuid.UUID,
+        service: CompiledService,
+        request: TransactionRequest,
+        amount: Money | None,
+        fingerprint: str,
+        result: TransactionResult,
+        outcome: FlowOutcome,
+        opened: dt.datetime,
+        duration_ms: int,
+    ) -> bool:
+        now = self.clock()
+        row = self._opening_row(txn_id, service, request, amount, fingerprint, opened)
+        row.update(
+            status=result.status.value,
+            code=result.code,
+            message=result.message[:512],
+            response=_response_of(result),
+            step_log=outcome.step_log,
+            lease_expires_at=None,
+            updated_at=now,
+            finished_at=now,
+            duration_ms=duration_ms,
+        )
+        return await journal.record(
+            session, row, self._event(txn_id, service, request, result, duration_ms, now)
+        )
+
+    def _event(
+        self,
+        txn_id: uuid.UUID,
+        service: CompiledService,
+        request: TransactionRequest,
+        result: TransactionResult,
+        duration_ms: int,
+        now: dt.datetime,
+    ) -> dict[str, Any]:
+        return transaction_event(
+            txn_id=txn_id,
+            service_id=service.id,
+            service_version=service.version,
+            channel=request.channel,
+            principal=request.principal,
+            status=result.status.value,
+            code=result.code,
+            amount=result.amount,
+            duration_ms=duration_ms,
+            now=now,
+        )
 
     async def _run(
         self,
@@ -191,7 +308,7 @@ class TransactionEngine:
                     return await self._current(txn_id, request.locale)
                 await session.commit()
                 return result
-            except SQLAlchemyError:
+            except DATABASE_ERRORS:
                 log.exception("journal_unavailable", service=service.id)
                 await session.rollback()
                 # Nothing was committed: nothing happened. After a checkpoint it may have.
@@ -245,31 +362,14 @@ class TransactionEngine:
             status=result.status.value,
             code=result.code,
             message=result.message,
-            response={
-                "code": result.code,
-                "message": result.message,
-                "data": dict(result.data),
-                "details": dict(result.details),
-            },
+            response=_response_of(result),
             step_log=outcome.step_log,
             now=now,
             duration_ms=duration_ms,
         )
         if closed and result.status.terminal:
             await journal.add_event(
-                session,
-                transaction_event(
-                    txn_id=txn_id,
-                    service_id=service.id,
-                    service_version=service.version,
-                    channel=request.channel,
-                    principal=request.principal,
-                    status=result.status.value,
-                    code=result.code,
-                    amount=result.amount,
-                    duration_ms=duration_ms,
-                    now=now,
-                ),
+                session, self._event(txn_id, service, request, result, duration_ms, now)
             )
         return closed
 
@@ -338,6 +438,15 @@ def _result_of(
         details=error.details,
         amount=amount,
     )
+
+
+def _response_of(result: TransactionResult) -> dict[str, Any]:
+    return {
+        "code": result.code,
+        "message": result.message,
+        "data": dict(result.data),
+        "details": dict(result.details),
+    }
 
 
 def _refusal(txn_id: uuid.UUID, error: ChannelhubError, locale: str) -> TransactionResult:

@@ -28,8 +28,11 @@ StepLog = list[dict[str, Any]]
 Checkpoint = Callable[[StepLog], Awaitable[None]]
 
 # Entry states. "calling" is committed before an external call and means "may have happened".
+# "rolled_back": the step completed, then the flow failed and its database transaction, which
+# held every effect of the step, was rolled back (an atomic flow needs no compensation).
 DONE, CALLING, FAILED, SKIPPED = "done", "calling", "failed", "skipped"
 UNKNOWN, COMPENSATED, COMPENSATION_FAILED = "unknown", "compensated", "compensation_failed"
+ROLLED_BACK = "rolled_back"
 _TO_UNDO = (DONE, CALLING, UNKNOWN, COMPENSATION_FAILED)
 
 
@@ -59,13 +62,29 @@ class FlowRunner:
     def __init__(self, registry: StepRegistry) -> None:
         self.registry = registry
 
+    async def run_atomic(self, ctx: StepContext, nodes: tuple[CompiledNode, ...]) -> FlowOutcome:
+        """Run an all-local flow inside the caller's database transaction.
+
+        Nothing is compensated and no step gets a savepoint: on a failure the caller rolls the
+        one transaction back, which undoes every step at once (DESIGN.md, "Transactions").
+        """
+        outcome = FlowOutcome()
+        try:
+            await self._run_nodes(ctx, nodes, outcome.step_log, _no_checkpoint, atomic=True)
+        except _Stop as stop:
+            outcome.error = stop.error
+            for entry in outcome.step_log:
+                if entry.get("state") == DONE:
+                    entry["state"] = ROLLED_BACK
+        return outcome
+
     async def run(
         self, ctx: StepContext, nodes: tuple[CompiledNode, ...], checkpoint: Checkpoint
     ) -> FlowOutcome:
         """Run ``nodes``; on a failure, compensate what completed, newest first."""
         outcome = FlowOutcome()
         try:
-            await self._run_nodes(ctx, nodes, outcome.step_log, checkpoint)
+            await self._run_nodes(ctx, nodes, outcome.step_log, checkpoint, atomic=False)
         except _Stop as stop:
             outcome.error = stop.error
             if stop.in_doubt:
@@ -81,13 +100,15 @@ class FlowRunner:
         nodes: tuple[CompiledNode, ...],
         step_log: StepLog,
         checkpoint: Checkpoint,
+        *,
+        atomic: bool,
     ) -> None:
         for node in nodes:
             if isinstance(node, CompiledBranch):
                 taken = _holds(node.condition, node.source, ctx)
                 step_log.append({"branch": node.source, "taken": "then" if taken else "else"})
                 await self._run_nodes(
-                    ctx, node.then if taken else node.otherwise, step_log, checkpoint
+                    ctx, node.then if taken else node.otherwise, step_log, checkpoint, atomic=atomic
                 )
                 continue
             entry: dict[str, Any] = {
@@ -101,7 +122,7 @@ class FlowRunner:
             step_log.append(entry)
             if node.when is not None and not _holds(node.when, "when", ctx):
                 continue
-            await self._run_step(ctx, node, entry, step_log, checkpoint)
+            await self._run_step(ctx, node, entry, step_log, checkpoint, atomic=atomic)
 
     async def _run_step(
         self,
@@ -110,16 +131,19 @@ class FlowRunner:
         entry: dict[str, Any],
         step_log: StepLog,
         checkpoint: Checkpoint,
+        *,
+        atomic: bool,
     ) -> None:
         started = time.perf_counter()
         if node.spec.external:
             entry["state"] = CALLING
             await checkpoint(step_log)
-        # A state-changing local step runs under a savepoint so that, if it fails half-way,
-        # its own partial writes go and only completed steps are left to compensate.
+        # In a flow that calls out, a state-changing local step runs under a savepoint so that,
+        # if it fails half-way, its own partial writes go and only completed steps are left to
+        # compensate. An atomic flow rolls everything back instead.
         savepoint = (
             await ctx.session.begin_nested()
-            if node.spec.mutates and not node.spec.external
+            if node.spec.mutates and not node.spec.external and not atomic
             else None
         )
         try:
@@ -176,6 +200,10 @@ class FlowRunner:
                 await savepoint.commit()
             entry["state"] = COMPENSATED
         return True
+
+
+async def _no_checkpoint(step_log: StepLog) -> None:
+    raise AssertionError("an atomic flow has no external step to checkpoint before")
 
 
 def _holds(program: Any, source: str, ctx: StepContext) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy import Row, Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.kit.db import FastStatement, pg_connection
 from channelhub.models import JournalEntry, OutboxEvent
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "get_by_key",
     "latest_events",
     "open_transaction",
+    "record",
 ]
 
 _journal = cast(Table, JournalEntry.__table__)
@@ -71,6 +73,26 @@ _CLOSE = (
     )
 )
 _ADD_EVENT = _outbox.insert()
+_EVENT_COLUMNS = ("id", "type", "source", "subject", "time", "data", "published_at")
+# A finished transaction and its event in one statement: the event row is only made when the
+# journal row was (a taken idempotency key inserts neither).
+_RECORDED = (
+    postgresql.insert(_journal)
+    .values({column.name: bindparam(column.name, type_=column.type) for column in _journal.c})
+    .on_conflict_do_nothing()
+    .returning(_c.id)
+    .cte("recorded")
+)
+_RECORD = FastStatement(
+    _outbox.insert()
+    .from_select(
+        _EVENT_COLUMNS,
+        select(
+            *(bindparam(f"e_{name}", type_=_outbox.c[name].type) for name in _EVENT_COLUMNS)
+        ).select_from(_RECORDED),
+    )
+    .returning(_outbox.c.id)
+)
 
 
 async def open_transaction(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -82,6 +104,24 @@ async def open_transaction(session: AsyncSession, values: dict[str, Any]) -> boo
     conn = await session.connection()
     result = await conn.execute(_OPEN[conn.dialect.name], values)
     return bool(result.rowcount)
+
+
+async def record(session: AsyncSession, values: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Insert a finished transaction's journal row and its outbox event together.
+
+    Returns False, inserting nothing, when the channel's idempotency key is already taken: on
+    PostgreSQL the insert waits for a concurrent holder of the key to commit or roll back.
+    """
+    driver = await pg_connection(session)
+    if driver is not None:
+        params = dict(values)
+        params.update({f"e_{name}": value for name, value in event.items()})
+        return bool(await driver.fetch(_RECORD.sql, *_RECORD.arguments(params)))
+    conn = await session.connection()
+    if not (await conn.execute(_OPEN[conn.dialect.name], values)).rowcount:
+        return False
+    await conn.execute(_ADD_EVENT, event)
+    return True
 
 
 async def get(session: AsyncSession, txn_id: uuid.UUID) -> Row[Any] | None:

@@ -17,7 +17,7 @@ from channelhub.kernel.catalog.definition import ServiceDefinition
 from channelhub.kernel.errors import ValidationFailed
 from channelhub.kernel.steps import StepSpec
 
-__all__ = ["CompiledBranch", "CompiledNode", "CompiledService", "CompiledStep"]
+__all__ = ["CompiledBranch", "CompiledNode", "CompiledService", "CompiledStep", "all_local"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,8 @@ class CompiledService:
     flow: tuple[CompiledNode, ...]
     input_validator: Draft202012Validator
     source: str
+    #: No step calls another system: the whole flow runs in one database transaction.
+    atomic: bool = False
 
     @property
     def id(self) -> str:
@@ -75,6 +77,17 @@ class CompiledService:
             return
         field, reason = describe_error(error)
         raise ValidationFailed(f"{field}: {reason}", details={"field": field, "reason": reason})
+
+
+def all_local(nodes: tuple[CompiledNode, ...]) -> bool:
+    """Tell whether no step of ``nodes``, in any branch, calls another system."""
+    for node in nodes:
+        if isinstance(node, CompiledBranch):
+            if not (all_local(node.then) and all_local(node.otherwise)):
+                return False
+        elif node.spec.external or (node.compensation is not None and node.compensation.external):
+            return False
+    return True
 
 
 def compile_condition(source: str) -> Any:

@@ -17,6 +17,7 @@ from channelhub.kernel.catalog.compiled import (
     CompiledNode,
     CompiledService,
     CompiledStep,
+    all_local,
     compile_condition,
 )
 from channelhub.kernel.catalog.definition import BranchNode, FlowNode, ServiceDefinition
@@ -215,6 +216,7 @@ def _compile(
         flow=flow,
         input_validator=Draft202012Validator(definition.input, format_checker=_FORMATS),
         source=name,
+        atomic=all_local(flow),
     )
 
 
