@@ -193,23 +193,31 @@ class FastStatement:
 async def pg_connection(session: AsyncSession) -> asyncpg.Connection | None:
     """Return the asyncpg connection of ``session``'s transaction, begun; None on SQLite.
 
-    The connection is remembered for the rest of the session's transaction and forgotten when
-    it ends (``_forget_driver``), so it is never used outside the transaction it belongs to.
+    SQLAlchemy begins transactions and savepoints lazily, at the next statement that goes
+    through the session; so whenever the session's innermost transaction is not the one the
+    connection was looked up for, it is asked for its connection again, which emits any
+    pending BEGIN or SAVEPOINT first. The connection is forgotten when the outermost
+    transaction ends, so it is never used outside the transaction it belongs to.
     """
+    sync = session.sync_session
+    current = sync.get_nested_transaction() or sync.get_transaction()
     cached = session.info.get(_DRIVER_KEY)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] is current:
+        return cached[1]
     if session.bind is None or session.bind.dialect.name != "postgresql":
         return None
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     adapter: Any = raw.dbapi_connection
-    # SQLAlchemy's asyncpg adapter begins its transaction lazily, at its first statement: begin
-    # it now so that our statements are not committed one by one.
+    # SQLAlchemy's asyncpg adapter begins its database transaction lazily too, at its first
+    # statement: begin it now so that our statements are not committed one by one.
     if adapter._transaction is None:
         await adapter._start_transaction()
     driver: asyncpg.Connection = adapter._connection
-    session.info[_DRIVER_KEY] = driver
+    session.info[_DRIVER_KEY] = (
+        sync.get_nested_transaction() or sync.get_transaction(),
+        driver,
+    )
     return driver
 
 

@@ -11,25 +11,28 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.kit.db import pg_connection
 from channelhub.models import Hold, LedgerAccount, LedgerEntry, Posting
 
 __all__ = [
+    "Move",
     "balances",
+    "book",
     "entry_postings",
     "get_hold",
     "insert_account",
-    "insert_entry",
     "insert_hold",
-    "insert_postings",
     "lock_hold",
     "mark_reversed",
     "move",
     "move_held",
+    "move_many",
     "set_hold_status",
     "statement_lines",
     "statement_opening",
@@ -118,6 +121,62 @@ _CLOSING = (
     .order_by(_p.value_date.desc(), _p.account_seq.desc())
     .limit(1)
 )
+
+# PostgreSQL: all of an entry's tracked accounts move in one statement. The accounts are locked
+# in code order first (a materialised CTE), so two entries over the same accounts queue instead
+# of deadlocking; each row then moves only if its floor allows, as in _MOVE.
+_PG_MOVE_MANY = """
+WITH locked AS MATERIALIZED (
+    SELECT id FROM ledger_accounts
+    WHERE code = ANY($1::varchar[]) AND tracked
+    ORDER BY code
+    FOR UPDATE
+),
+moves AS (
+    SELECT * FROM unnest(
+        $1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], $5::boolean[], $6::bigint[]
+    ) AS m(code, currency, delta, held_delta, check_floor, postings)
+)
+UPDATE ledger_accounts AS a
+SET balance_minor = a.balance_minor + m.delta,
+    held_minor = a.held_minor + m.held_delta,
+    posting_count = a.posting_count + m.postings,
+    updated_at = $7
+FROM moves AS m, locked AS l
+WHERE a.id = l.id AND a.code = m.code AND a.currency = m.currency
+  AND (NOT m.check_floor OR a.floor_minor IS NULL
+       OR a.balance_minor - a.held_minor + m.delta - m.held_delta >= a.floor_minor)
+RETURNING a.code, a.balance_minor, a.held_minor, a.posting_count
+"""
+# PostgreSQL: an entry and its postings in one statement (the foreign key from the postings to
+# the entry is checked at the end of the statement, when the entry is there).
+_PG_BOOK = """
+WITH entry AS (
+    INSERT INTO ledger_entries
+        (id, txn_id, kind, description, value_date, booked_at, reverses_id, reversed_by_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)
+)
+INSERT INTO ledger_postings
+    (id, entry_id, account_code, amount_minor, currency, account_seq, balance_after_minor,
+     value_date, booked_at, narrative, counterparty)
+SELECT p.id, $1, p.code, p.amount, p.currency, p.seq, p.balance_after, $5, $6, p.narrative,
+       p.counterparty
+FROM unnest(
+    $8::uuid[], $9::varchar[], $10::bigint[], $11::varchar[], $12::bigint[], $13::bigint[],
+    $14::varchar[], $15::varchar[]
+) AS p(id, code, amount, currency, seq, balance_after, narrative, counterparty)
+"""
+_POSTING_FIELDS = (
+    "id",
+    "account_code",
+    "amount_minor",
+    "currency",
+    "account_seq",
+    "balance_after_minor",
+    "narrative",
+    "counterparty",
+)
+
 _LOCK_HOLD = (
     select(_holds)
     .where(_h.id == bindparam("b_id"), _h.account_code == bindparam("b_code"))
@@ -163,6 +222,56 @@ async def move(
         },
     )
     return result.first()
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One tracked account's part in an entry: its net change and how many postings it gets."""
+
+    code: str
+    currency: str
+    delta: int
+    held_delta: int
+    check_floor: bool
+    postings: int
+
+
+async def move_many(
+    session: AsyncSession, moves: Sequence[Move], *, now: dt.datetime
+) -> dict[str, tuple[int, int, int]]:
+    """Apply ``moves`` (sorted by code) where each floor allows; return (balance, held,
+    posting_count) after, by code, of the accounts that moved.
+
+    An account missing from the answer is untracked, unknown, or refused by its floor.
+    """
+    driver = await pg_connection(session)
+    if driver is not None:
+        rows = await driver.fetch(
+            _PG_MOVE_MANY,
+            [m.code for m in moves],
+            [m.currency for m in moves],
+            [m.delta for m in moves],
+            [m.held_delta for m in moves],
+            [m.check_floor for m in moves],
+            [m.postings for m in moves],
+            now,
+        )
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+    moved: dict[str, tuple[int, int, int]] = {}
+    for m in moves:  # in code order: see post_entry
+        row = await move(
+            session,
+            code=m.code,
+            currency=m.currency,
+            delta=m.delta,
+            held_delta=m.held_delta,
+            check_floor=m.check_floor,
+            posting_count=m.postings,
+            now=now,
+        )
+        if row is not None:
+            moved[m.code] = (row[0], row[1], row[2])
+    return moved
 
 
 async def move_held(
@@ -213,14 +322,32 @@ async def insert_account(session: AsyncSession, values: dict[str, Any]) -> None:
     await session.execute(_accounts.insert(), values)
 
 
-async def insert_entry(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Insert an entry's header."""
-    await session.execute(_INSERT_ENTRY, values)
-
-
-async def insert_postings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert an entry's postings in one statement."""
-    await session.execute(_INSERT_POSTINGS, rows)
+async def book(
+    session: AsyncSession, entry: dict[str, Any], postings: list[dict[str, Any]]
+) -> None:
+    """Insert an entry and its postings (each posting's entry, dates and booking time are the
+    entry's)."""
+    driver = await pg_connection(session)
+    if driver is not None:
+        await driver.execute(
+            _PG_BOOK,
+            entry["id"],
+            entry["txn_id"],
+            entry["kind"],
+            entry["description"],
+            entry["value_date"],
+            entry["booked_at"],
+            entry["reverses_id"],
+            *([posting[name] for posting in postings] for name in _POSTING_FIELDS),
+        )
+        return
+    await session.execute(_INSERT_ENTRY, entry)
+    shared = {
+        "entry_id": entry["id"],
+        "value_date": entry["value_date"],
+        "booked_at": entry["booked_at"],
+    }
+    await session.execute(_INSERT_POSTINGS, [{**posting, **shared} for posting in postings])
 
 
 async def entry_postings(session: AsyncSession, entry_id: uuid.UUID) -> list[Any]:

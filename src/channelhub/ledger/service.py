@@ -112,50 +112,39 @@ async def post_entry(
     check_balanced(legs)
     entry_id = new_id()
     # One balance update per account, however many legs it has (a transfer and its fee):
-    # each update is a round trip and a new row version.
+    # each update is a new row version.
     net: dict[tuple[str, str], int] = {}
+    count: dict[tuple[str, str], int] = {}
     for leg in legs:
-        net[leg.account, leg.currency] = net.get((leg.account, leg.currency), 0) + leg.amount_minor
-    await repository.insert_entry(
-        session,
-        {
-            "id": entry_id,
-            "txn_id": txn_id,
-            "kind": kind,
-            "description": description[:200],
-            "value_date": value_date,
-            "booked_at": now,
-            "reverses_id": reverses,
-            "reversed_by_id": None,
-        },
-    )
+        key = leg.account, leg.currency
+        net[key] = net.get(key, 0) + leg.amount_minor
+        count[key] = count.get(key, 0) + 1
     to_release = dict(release_held or {})
-    after: dict[str, Balance] = {}
-    moved: dict[tuple[str, str], tuple[int, int]] = {}  # (account, currency) -> (seq, balance)
     # Tracked accounts are updated in code order, so two entries over the same accounts take
     # their row locks in the same order and cannot deadlock.
-    for account, currency in sorted(net):
-        if (account, currency) in _UNTRACKED:
-            continue
-        legs_here = [leg for leg in legs if leg.account == account and leg.currency == currency]
-        row = await repository.move(
-            session,
+    moves = [
+        repository.Move(
             code=account,
             currency=currency,
             delta=net[account, currency],
-            held_delta=-to_release.pop(account, 0),
+            held_delta=-to_release.get(account, 0),
             check_floor=check_floor and net[account, currency] < 0,
-            posting_count=len(legs_here),
-            now=now,
+            postings=count[account, currency],
         )
+        for account, currency in sorted(net)
+        if (account, currency) not in _UNTRACKED
+    ]
+    moved_rows = await repository.move_many(session, moves, now=now)
+    after: dict[str, Balance] = {}
+    moved: dict[tuple[str, str], tuple[int, int]] = {}  # (account, currency) -> (seq, balance)
+    for move in moves:
+        row = moved_rows.get(move.code)
         if row is None:
-            await _explain_refusal(session, legs_here[0])
+            await _explain_refusal(session, move.code, move.currency)
             continue
-        moved[account, currency] = (
-            row.posting_count - len(legs_here),
-            row.balance_minor - net[account, currency],
-        )
-        after[account] = Balance(account, currency, row.balance_minor, row.held_minor)
+        balance, held, posting_count = row
+        moved[move.code, move.currency] = (posting_count - move.postings, balance - move.delta)
+        after[move.code] = Balance(move.code, move.currency, balance, held)
     postings: list[dict[str, Any]] = []
     for leg in legs:
         seq = balance_after = None
@@ -167,35 +156,42 @@ async def post_entry(
         postings.append(
             {
                 "id": new_id(),
-                "entry_id": entry_id,
                 "account_code": leg.account,
                 "amount_minor": leg.amount_minor,
                 "currency": leg.currency,
                 "account_seq": seq,
                 "balance_after_minor": balance_after,
-                "value_date": value_date,
-                "booked_at": now,
                 "narrative": (leg.narrative or description)[:200],
                 "counterparty": leg.counterparty[:200] if leg.counterparty else None,
             }
         )
-    await repository.insert_postings(session, postings)
+    entry = {
+        "id": entry_id,
+        "txn_id": txn_id,
+        "kind": kind,
+        "description": description[:200],
+        "value_date": value_date,
+        "booked_at": now,
+        "reverses_id": reverses,
+        "reversed_by_id": None,
+    }
+    await repository.book(session, entry, postings)
     return PostedEntry(entry_id, after)
 
 
-async def _explain_refusal(session: AsyncSession, leg: Leg) -> None:
-    """Work out why a leg's conditional update touched no row; return if the account is
+async def _explain_refusal(session: AsyncSession, account: str, currency: str) -> None:
+    """Work out why an account's conditional update touched no row; return if the account is
     simply untracked (a general-ledger account), raise otherwise."""
-    found = (await repository.tracked_accounts(session, [leg.account])).get(leg.account)
-    if found is None or found.currency != leg.currency:
+    found = (await repository.tracked_accounts(session, [account])).get(account)
+    if found is None or found.currency != currency:
         raise LedgerAccountNotFound(
-            f"no ledger account {leg.account} in {leg.currency}", details={"account": leg.account}
+            f"no ledger account {account} in {currency}", details={"account": account}
         )
     if not found.tracked:
-        _UNTRACKED.add((leg.account, leg.currency))
+        _UNTRACKED.add((account, currency))
         return
     raise InsufficientFunds(
-        "the account's available balance is not enough", details={"account": leg.account}
+        "the account's available balance is not enough", details={"account": account}
     )
 
 
@@ -296,8 +292,7 @@ async def place_hold(
         session, code=account, currency=amount.currency, held_delta=amount.minor, now=now
     )
     if row is None:
-        leg = Leg(account, -amount.minor, amount.currency)
-        await _explain_refusal(session, leg)
+        await _explain_refusal(session, account, amount.currency)
         raise LedgerAccountNotFound(f"{account} cannot hold funds", details={"account": account})
     hold_id = new_id()
     await repository.insert_hold(
