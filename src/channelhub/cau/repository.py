@@ -7,10 +7,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import ARRAY, String, Table, any_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.kit import db
+from channelhub.kit.db import FastStatement
 from channelhub.models import (
     Account,
     Branch,
@@ -79,10 +81,13 @@ _ACCOUNT_COLUMNS = (
     _p.type.label("product_type"),
     _p.parameters.label("product_parameters"),
 )
-_ACCOUNTS_BY_NUMBER = (
+_ACCOUNTS_BY_NUMBER = FastStatement(
     select(*_ACCOUNT_COLUMNS)
     .join(_products, _p.code == _a.product_code)
-    .where(_a.number.in_(bindparam("b_numbers", expanding=True)))
+    .where(_a.number.in_(bindparam("b_numbers", expanding=True))),
+    postgresql=select(*_ACCOUNT_COLUMNS)
+    .join(_products, _p.code == _a.product_code)
+    .where(_a.number == any_(bindparam("b_numbers", type_=ARRAY(String)))),
 )
 _ACCOUNTS_OF_CUSTOMER = (
     select(*_ACCOUNT_COLUMNS)
@@ -125,7 +130,7 @@ _CREATE_SEQUENCE = {
 
 async def accounts_by_number(session: AsyncSession, numbers: Sequence[str]) -> dict[str, Any]:
     """Return the accounts among ``numbers`` that exist, with their products, by number."""
-    rows = (await session.execute(_ACCOUNTS_BY_NUMBER, {"b_numbers": list(numbers)})).all()
+    rows = await db.fetch(session, _ACCOUNTS_BY_NUMBER, {"b_numbers": list(numbers)})
     return {row.number: row for row in rows}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -167,11 +168,16 @@ class FastStatement:
     convert the values, so both paths store the same bytes.
     """
 
-    __slots__ = ("_converters", "core", "sql")
+    __slots__ = ("_converters", "_row", "core", "sql")
 
-    def __init__(self, core: Executable) -> None:
+    def __init__(self, core: Executable, *, postgresql: Executable | None = None) -> None:
+        """``postgresql`` is the same statement written for PostgreSQL where the portable one
+        cannot be sent as is (an ``IN`` list becomes ``= ANY`` of one array parameter)."""
         self.core = core
-        compiled = cast(Any, core).compile(dialect=_ASYNCPG)
+        self._row: Any = None
+        compiled = cast(Any, postgresql if postgresql is not None else core).compile(
+            dialect=_ASYNCPG
+        )
         if compiled.positiontup is None:
             raise ValueError("a fast statement needs positional parameters")
         processors = compiled._bind_processors
@@ -188,6 +194,15 @@ class FastStatement:
             value = params.get(name, default)
             values.append(convert(value) if convert is not None and value is not None else value)
         return values
+
+    def rows(self, records: list[Any]) -> list[Any]:
+        """Turn asyncpg records into named tuples, as SQLAlchemy rows read (``row.number``)."""
+        if not records:
+            return records
+        if self._row is None:
+            self._row = namedtuple("Row", list(records[0].keys()))  # type: ignore[misc]
+        make = self._row._make
+        return [make(record) for record in records]
 
 
 async def pg_connection(session: AsyncSession) -> asyncpg.Connection | None:
@@ -229,10 +244,9 @@ def _forget_driver(session: Session, transaction: SessionTransaction) -> None:
 
 async def fetch(
     session: AsyncSession, statement: FastStatement, params: Mapping[str, Any]
-) -> Sequence[Sequence[Any]]:
-    """Run ``statement`` in ``session``'s transaction; return its rows as sequences."""
+) -> Sequence[Any]:
+    """Run ``statement`` in ``session``'s transaction; return its rows (``row.column`` works)."""
     driver = await pg_connection(session)
     if driver is None:
         return (await session.execute(statement.core, dict(params))).all()
-    rows: list[Any] = await driver.fetch(statement.sql, *statement.arguments(params))
-    return rows
+    return statement.rows(await driver.fetch(statement.sql, *statement.arguments(params)))

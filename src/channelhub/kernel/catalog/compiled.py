@@ -52,6 +52,9 @@ class CompiledService:
     flow: tuple[CompiledNode, ...]
     input_validator: Draft202012Validator
     source: str
+    #: The same schema compiled by jsonschema-rs: ~100x faster on the valid requests that are
+    #: the usual case; the Python validator then only describes what is wrong.
+    fast_validator: Any = None
     #: No step calls another system: the whole flow runs in one database transaction.
     atomic: bool = False
 
@@ -72,9 +75,19 @@ class CompiledService:
             ValidationFailed: naming the first failing field; the value itself is never echoed,
                 since it may be a secret typed into the wrong field.
         """
+        if self.fast_validator is not None:
+            instance = payload if isinstance(payload, dict) else dict(payload)
+            if self.fast_validator.is_valid(instance):
+                return
         error = next(self.input_validator.iter_errors(payload), None)
         if error is None:
-            return
+            if self.fast_validator is None:
+                return
+            # The two validators disagree (a format or regex corner): refuse, as the strict one.
+            raise ValidationFailed(
+                "(body): does not match the input schema",
+                details={"field": "(body)", "reason": "does not match the input schema"},
+            )
         field, reason = describe_error(error)
         raise ValidationFailed(f"{field}: {reason}", details={"field": field, "reason": reason})
 

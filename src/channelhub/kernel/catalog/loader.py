@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
@@ -215,9 +216,18 @@ def _compile(
         definition=definition,
         flow=flow,
         input_validator=Draft202012Validator(definition.input, format_checker=_FORMATS),
+        fast_validator=_fast_validator(definition.input),
         source=name,
         atomic=all_local(flow),
     )
+
+
+def _fast_validator(schema: dict[str, Any]) -> Any | None:
+    """Compile ``schema`` with jsonschema-rs too; None (Python only) if it will not take it."""
+    try:
+        return jsonschema_rs.validator_for(schema, validate_formats=True)
+    except (ValueError, TypeError):
+        return None
 
 
 def _first_line(error: Exception) -> str:
