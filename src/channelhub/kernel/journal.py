@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channelhub.kit.db import FastStatement, pg_connection
 from channelhub.models import JournalEntry, OutboxEvent
+from channelhub.models.journal import UNFINISHED
 
 __all__ = [
     "add_event",
@@ -33,7 +34,7 @@ _c = _journal.c
 
 # Statements are built once: SQLAlchemy then reuses their compiled form on every transaction,
 # which matters on the per-transaction path (see ECOSYSTEM.md on ORM and Core overhead).
-_UNFINISHED = or_(_c.status == "processing", _c.status == "in_doubt")
+_UNFINISHED = text(UNFINISHED)
 _OWNED = and_(_c.id == bindparam("b_id"), _c.node_id == bindparam("b_node"), _UNFINISHED)
 _OPEN = {
     "postgresql": postgresql.insert(_journal).on_conflict_do_nothing(),
