@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.security.start()
+        sync = asyncio.create_task(runtime.security.run_sync_forever())
         worker = None
         if settings.recovery.enabled:
             worker = asyncio.create_task(
@@ -41,22 +43,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            if worker is not None:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+            for task in (sync, worker):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await runtime.close()
 
     # Plain Starlette at the top: the transaction path must not pay for FastAPI's middleware
     # (telemetry, body limits, dependency injection). Management APIs built with FastAPI are
     # mounted under their own prefix.
     app = Starlette(
-        routes=[*rest.routes, *health.routes, *metrics.routes],
+        routes=[*rest.routes, *rest.auth_routes, *health.routes, *metrics.routes],
         lifespan=lifespan,
         exception_handlers={Exception: _internal_error},
     )
     app.state.runtime = runtime
     app.state.engine = runtime.engine
+    app.state.security = runtime.security
     app.state.max_body_bytes = settings.http.max_body_bytes
     app.state.migration_head = health.HEAD
     return app

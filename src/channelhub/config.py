@@ -111,7 +111,7 @@ class CatalogSettings(BaseModel):
 
 
 class SecuritySettings(BaseModel):
-    """Keys the platform protects customer data with."""
+    """Keys the platform protects customer data with, and how logins and tokens behave."""
 
     model_config = _Section
 
@@ -119,6 +119,31 @@ class SecuritySettings(BaseModel):
     #: node of one bank must share it. Unset, a random key is made once in the data directory,
     #: which suits one node only.
     data_key: SecretStr | None = Field(default=None, min_length=32)
+    #: The key the software security module seals secrets under: TOTP secrets, token signing
+    #: keys, partner secrets, terminal keys (at least 32 characters, shared by every node).
+    #: Unset, a random key is made once in the data directory, which suits one node only.
+    master_key: SecretStr | None = Field(default=None, min_length=32)
+    #: ``iss`` and ``aud`` of the access tokens this platform issues and accepts.
+    issuer: str = Field(default="channelhub", min_length=1, max_length=200)
+    audience: str = Field(default="channelhub-api", min_length=1, max_length=200)
+    access_token_seconds: int = Field(default=300, ge=30, le=3600)
+    refresh_token_seconds: int = Field(default=8 * 3600, ge=300, le=90 * 86400)
+    #: How long a second-factor challenge (after a login from a new device) stays open.
+    challenge_seconds: int = Field(default=300, ge=30, le=3600)
+    #: Wrong codes a challenge takes before it is spent.
+    challenge_attempts: int = Field(default=5, ge=1, le=20)
+    #: Failed logins for one username, within ``lockout_seconds``, that lock it for as long.
+    max_failed_logins: int = Field(default=5, ge=1, le=100)
+    lockout_seconds: int = Field(default=900, ge=1, le=86400)
+    #: TOTP codes one time step (30 s) before or after now are accepted too (clock drift).
+    totp_drift_steps: int = Field(default=1, ge=0, le=4)
+    #: argon2id cost. The default is RFC 9106's second recommended option (64 MiB, 3 passes,
+    #: 4 lanes); OWASP's minimum is 19 MiB and 2 passes, below which it is refused.
+    argon2_memory_kib: int = Field(default=65_536, ge=19_456, le=4_194_304)
+    argon2_time_cost: int = Field(default=3, ge=2, le=20)
+    argon2_parallelism: int = Field(default=4, ge=1, le=64)
+    #: How often a node reads sessions revoked on other nodes and new signing keys.
+    sync_seconds: float = Field(default=2.0, gt=0, le=300)
 
 
 class LogSettings(BaseModel):

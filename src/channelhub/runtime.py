@@ -23,8 +23,18 @@ from channelhub.kernel.catalog import (
 )
 from channelhub.kernel.steps import StepRegistry
 from channelhub.kit.db import create_engine, make_sessionmaker
+from channelhub.security.schemas import SecurityConfig
+from channelhub.security.service import SecurityCenter
 
-__all__ = ["Runtime", "catalog_paths", "data_key", "import_plugins", "load_catalog"]
+__all__ = [
+    "Runtime",
+    "catalog_paths",
+    "data_key",
+    "import_plugins",
+    "load_catalog",
+    "master_key",
+    "security_config",
+]
 
 
 #: The domain packages whose steps the built-in services use; they register on import.
@@ -53,7 +63,18 @@ def data_key(settings: Settings) -> bytes:
     random one kept in the data directory (made on first use, readable by its owner only)."""
     if settings.security.data_key is not None:
         return settings.security.data_key.get_secret_value().encode()
-    path = settings.data_dir / "data.key"
+    return _key_file(settings.data_dir / "data.key")
+
+
+def master_key(settings: Settings) -> bytes:
+    """Return the key the security module seals secrets under: the configured one, or a
+    random one kept in the data directory (made on first use, readable by its owner only)."""
+    if settings.security.master_key is not None:
+        return settings.security.master_key.get_secret_value().encode()
+    return _key_file(settings.data_dir / "master.key")
+
+
+def _key_file(path: Path) -> bytes:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -66,6 +87,28 @@ def data_key(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def security_config(settings: Settings) -> SecurityConfig:
+    """Return the security center's configuration from the node's settings."""
+    s = settings.security
+    return SecurityConfig(
+        master_key=master_key(settings),
+        issuer=s.issuer,
+        audience=s.audience,
+        access_token_seconds=s.access_token_seconds,
+        refresh_token_seconds=s.refresh_token_seconds,
+        challenge_seconds=s.challenge_seconds,
+        challenge_attempts=s.challenge_attempts,
+        max_failed_logins=s.max_failed_logins,
+        lockout_seconds=s.lockout_seconds,
+        totp_drift_steps=s.totp_drift_steps,
+        argon2_memory_kib=s.argon2_memory_kib,
+        argon2_time_cost=s.argon2_time_cost,
+        argon2_parallelism=s.argon2_parallelism,
+        sync_seconds=s.sync_seconds,
+        totp_issuer=settings.bank.name,
+    )
+
+
 @dataclass
 class Runtime:
     """Everything one node needs to execute transactions."""
@@ -76,6 +119,7 @@ class Runtime:
     catalog: Catalog
     engine: TransactionEngine
     recovery: RecoveryWorker
+    security: SecurityCenter
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -107,7 +151,8 @@ class Runtime:
             registry=registry,
             settings=engine_settings,
         )
-        runtime = cls(settings, db, sessions, catalog, engine, recovery)
+        security = SecurityCenter(sessions=sessions, config=security_config(settings))
+        runtime = cls(settings, db, sessions, catalog, engine, recovery, security)
         return runtime
 
     async def close(self) -> None:

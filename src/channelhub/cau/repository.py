@@ -30,15 +30,20 @@ __all__ = [
     "account",
     "accounts_by_number",
     "accounts_of_customer",
+    "bind_device",
     "card_for_update",
     "cards_of_customer",
     "customer",
+    "device",
     "insert",
     "next_serial",
     "product",
     "products",
     "set_account_status",
     "set_card_status",
+    "staff_by_id",
+    "staff_by_username",
+    "user_by_id",
     "user_by_username",
 ]
 
@@ -177,6 +182,57 @@ async def user_by_username(session: AsyncSession, username: str) -> Any | None:
     """Return a customer user by login name."""
     query = select(_users).where(_users.c.username == username)
     return (await session.execute(query)).first()
+
+
+async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> Any | None:
+    """Return a customer user by id."""
+    return (await session.execute(select(_users).where(_users.c.id == user_id))).first()
+
+
+async def staff_by_id(session: AsyncSession, staff_id: uuid.UUID) -> Any | None:
+    """Return a staff member by id."""
+    staff = TABLES["staff"]
+    return (await session.execute(select(staff).where(staff.c.id == staff_id))).first()
+
+
+async def staff_by_username(session: AsyncSession, username: str) -> Any | None:
+    """Return a staff member by login name."""
+    staff = TABLES["staff"]
+    return (await session.execute(select(staff).where(staff.c.username == username))).first()
+
+
+async def device(session: AsyncSession, user_id: uuid.UUID, device_id: str) -> Any | None:
+    """Return a device a user registered, whatever its status."""
+    devices = TABLES["user_devices"]
+    query = select(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+    return (await session.execute(query)).first()
+
+
+async def bind_device(
+    session: AsyncSession, user_id: uuid.UUID, device_id: str, *, name: str, now: dt.datetime
+) -> None:
+    """Register (or re-activate) a device for a user and note that it was seen now."""
+    devices = TABLES["user_devices"]
+    values = {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "device_id": device_id,
+        "name": name,
+        "status": "active",
+        "registered_at": now,
+        "last_seen_at": now,
+    }
+    upsert: Any = (
+        postgresql.insert(devices)
+        if session.get_bind().dialect.name == "postgresql"
+        else sqlite.insert(devices)
+    )
+    await session.execute(
+        upsert.values(values).on_conflict_do_update(
+            index_elements=["user_id", "device_id"],
+            set_={"status": "active", "last_seen_at": now},
+        )
+    )
 
 
 async def products(session: AsyncSession) -> list[Any]:

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import hmac
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,14 +37,19 @@ from channelhub.ledger import service as ledger
 from channelhub.ledger.schemas import Balance
 
 __all__ = [
+    "LoginIdentity",
     "account_view",
     "acting_customer_id",
+    "bind_device",
     "card_view",
     "change_card_status",
     "customer_accounts",
     "customer_principal",
     "customer_profile",
+    "device_bound",
     "ensure_owned",
+    "login_identity",
+    "login_identity_by_id",
     "open_account",
     "owned_account",
     "pan_fingerprint",
@@ -375,3 +381,75 @@ async def customer_principal(
         auth_level=auth_level,
         attributes={"customer_id": str(user.customer_id), "username": user.username},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginIdentity:
+    """Who a username belongs to, as the security center needs it to log them in."""
+
+    kind: str  # "customer" (a customer user) or "staff"
+    id: uuid.UUID
+    username: str
+    active: bool
+    #: The channels a customer user may log in through; staff use the teller desk and console.
+    channels: frozenset[str]
+    customer_id: uuid.UUID | None = None
+    role: str | None = None
+    branch_code: str | None = None
+
+
+async def login_identity(session: AsyncSession, kind: str, username: str) -> LoginIdentity | None:
+    """Return the customer user (``kind="customer"``) or staff member named ``username``."""
+    if kind == "customer":
+        return _user_identity(await repository.user_by_username(session, username))
+    return _staff_identity(await repository.staff_by_username(session, username))
+
+
+async def login_identity_by_id(
+    session: AsyncSession, kind: str, subject_id: uuid.UUID
+) -> LoginIdentity | None:
+    """Return the customer user or staff member with this id."""
+    if kind == "customer":
+        return _user_identity(await repository.user_by_id(session, subject_id))
+    return _staff_identity(await repository.staff_by_id(session, subject_id))
+
+
+def _user_identity(user: Any | None) -> LoginIdentity | None:
+    if user is None:
+        return None
+    return LoginIdentity(
+        kind="customer",
+        id=user.id,
+        username=user.username,
+        active=user.status == "active",
+        channels=frozenset(user.channels),
+        customer_id=user.customer_id,
+        role=user.role,
+    )
+
+
+def _staff_identity(staff: Any | None) -> LoginIdentity | None:
+    if staff is None:
+        return None
+    return LoginIdentity(
+        kind="staff",
+        id=staff.id,
+        username=staff.username,
+        active=staff.status == "active",
+        channels=frozenset({"teller", "console"}),
+        role=staff.role,
+        branch_code=staff.branch_code,
+    )
+
+
+async def device_bound(session: AsyncSession, user_id: uuid.UUID, device_id: str) -> bool:
+    """Tell whether the user bound this device (after a second factor) and has not revoked it."""
+    row = await repository.device(session, user_id, device_id)
+    return row is not None and row.status == "active"
+
+
+async def bind_device(
+    session: AsyncSession, user_id: uuid.UUID, device_id: str, *, now: dt.datetime
+) -> None:
+    """Bind a device to a user, after the user proved a second factor from it."""
+    await repository.bind_device(session, user_id, device_id, name=device_id[:200], now=now)

@@ -58,6 +58,58 @@ _TABLE: tuple[ErrorCode, ...] = (
         "需要更高级别的身份认证",
     ),
     ErrorCode("FORBIDDEN", 403, "57", "This operation is not permitted", "无权执行此操作"),
+    ErrorCode(
+        "INVALID_CREDENTIALS",
+        401,
+        "55",
+        "The username or password is wrong",
+        "用户名或密码错误",
+    ),
+    ErrorCode(
+        "LOGIN_LOCKED",
+        429,
+        "75",
+        "Too many failed logins; try again later",
+        "登录失败次数过多，请稍后再试",
+    ),
+    ErrorCode(
+        "OTP_INVALID", 401, "55", "The one-time code is wrong or expired", "动态验证码错误或已过期"
+    ),
+    ErrorCode(
+        "CHALLENGE_INVALID",
+        401,
+        "63",
+        "The authentication challenge is unknown, used or expired",
+        "认证挑战无效、已使用或已过期",
+    ),
+    ErrorCode(
+        "TOKEN_INVALID",
+        401,
+        "63",
+        "The token is invalid, expired or revoked",
+        "令牌无效、已过期或已撤销",
+    ),
+    ErrorCode(
+        "CHANNEL_NOT_ALLOWED",
+        403,
+        "57",
+        "This user may not log in through this channel",
+        "该用户不能通过此渠道登录",
+    ),
+    ErrorCode(
+        "PASSWORD_REJECTED",
+        422,
+        "12",
+        "The new password does not meet the password rules",
+        "新密码不符合密码规则",
+    ),
+    ErrorCode(
+        "MFA_NOT_ENROLLED",
+        422,
+        "12",
+        "No second factor is enrolled",
+        "尚未绑定第二认证因素",
+    ),
     # What is asked for.
     ErrorCode("UNKNOWN_SERVICE", 404, "12", "The service does not exist", "服务不存在"),
     ErrorCode(

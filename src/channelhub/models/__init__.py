@@ -8,26 +8,44 @@ from channelhub.models.ledger import Hold, LedgerAccount, LedgerEntry, Posting
 from channelhub.models.organization import STAFF_ROLES, Branch, StaffMember
 from channelhub.models.outbox import OutboxEvent
 from channelhub.models.product import PRODUCT_TYPES, Product
+from channelhub.models.security import (
+    SUBJECT_KINDS,
+    AuditRecord,
+    AuthChallenge,
+    Credential,
+    LoginThrottle,
+    RefreshToken,
+    RevokedSession,
+    SigningKey,
+)
 
 __all__ = [
     "PRODUCT_TYPES",
     "STAFF_ROLES",
+    "SUBJECT_KINDS",
     "TERMINAL_STATUSES",
     "TRANSACTION_STATUSES",
     "Account",
+    "AuditRecord",
+    "AuthChallenge",
     "Base",
     "Branch",
     "Card",
+    "Credential",
     "Customer",
     "CustomerUser",
     "Hold",
     "JournalEntry",
     "LedgerAccount",
     "LedgerEntry",
+    "LoginThrottle",
     "NumberSequence",
     "OutboxEvent",
     "Posting",
     "Product",
+    "RefreshToken",
+    "RevokedSession",
+    "SigningKey",
     "StaffMember",
     "UserDevice",
 ]

@@ -15,12 +15,14 @@ from starlette.routing import Route
 
 from channelhub.channels.rest.envelope import error_response, result_response
 from channelhub.channels.rest.openapi import openapi_document
-from channelhub.kernel import ANONYMOUS, TransactionEngine, TransactionRequest
+from channelhub.kernel import ANONYMOUS, Principal, TransactionEngine, TransactionRequest
 from channelhub.kernel.catalog import Catalog
+from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
+from channelhub.security.service import SecurityCenter
 
-__all__ = ["routes"]
+__all__ = ["Refused", "bearer_principal", "decode_json", "locale_of", "read_body", "routes"]
 
 log = get_logger(__name__)
 
@@ -30,67 +32,116 @@ _REST_CHANNELS = ("mobile", "web")
 _JSON_TYPES = ("application/json", "text/json")
 
 
-class _Refused(Exception):
+#: Longer than any token this platform issues; a longer header is refused unread.
+_MAX_TOKEN_LENGTH = 4096
+
+
+class Refused(Exception):
+    """A request the channel refuses before the kernel sees it, with its canonical code."""
+
     def __init__(self, code: str, message: str, **details: object) -> None:
         self.code, self.message, self.details = code, message, details
 
 
-def _locale(header: str | None) -> str:
+async def bearer_principal(request: Request) -> Principal | None:
+    """Return the principal of the request's ``Authorization: Bearer`` token; None without one.
+
+    Raises:
+        Refused: the header is malformed, or the token is not valid (TOKEN_INVALID).
+    """
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > _MAX_TOKEN_LENGTH:
+        raise Refused("TOKEN_INVALID", "send the access token as Authorization: Bearer <token>")
+    security: SecurityCenter = request.app.state.security
+    try:
+        return await security.authenticate(token)
+    except ChannelhubError as error:
+        raise Refused(error.code, error.message) from None
+
+
+def locale_of(header: str | None) -> str:
     return "zh" if header and header.strip().lower().startswith("zh") else "en"
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes, refusing early on a declared or actual larger body."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise _Refused("MALFORMED_REQUEST", "Content-Length is not a number")
+            raise Refused("MALFORMED_REQUEST", "Content-Length is not a number")
         if int(declared) > limit:
-            raise _Refused("PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes", limit=limit)
+            raise Refused("PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes", limit=limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _Refused("PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes", limit=limit)
+            raise Refused("PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes", limit=limit)
     return bytes(body)
 
 
-def _decode(request: Request, body: bytes) -> dict[str, object]:
+def decode_json(request: Request, body: bytes) -> dict[str, object]:
     content_type = request.headers.get("content-type", "application/json")
     if content_type.split(";", 1)[0].strip().lower() not in _JSON_TYPES:
-        raise _Refused("UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+        raise Refused("UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
     if not body.strip():
         return {}
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise _Refused(
+        raise Refused(
             "MALFORMED_REQUEST",
             f"the body is not valid JSON (line {error.lineno}, column {error.colno})",
             line=error.lineno,
             column=error.colno,
         ) from None
     if not isinstance(payload, dict):
-        raise _Refused("MALFORMED_REQUEST", "the body must be a JSON object", field="(body)")
+        raise Refused("MALFORMED_REQUEST", "the body must be a JSON object", field="(body)")
     return payload
 
 
-def _build_request(request: Request, payload: dict[str, object]) -> TransactionRequest:
+def _build_request(
+    request: Request, payload: dict[str, object], principal: Principal | None
+) -> TransactionRequest:
     key = request.headers.get("idempotency-key")
     if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise _Refused(
+        raise Refused(
             "IDEMPOTENCY_KEY_INVALID",
             "Idempotency-Key must be 1 to 128 visible ASCII characters",
             field="Idempotency-Key",
         )
-    channel = request.headers.get("x-channel", "web").strip().lower()
-    if channel not in _REST_CHANNELS:
-        raise _Refused("VALIDATION_FAILED", "X-Channel must be mobile or web", field="X-Channel")
+    header_channel = request.headers.get("x-channel")
+    device_id = request.headers.get("x-device-id")
+    if principal is None:
+        channel = (header_channel or "web").strip().lower()
+        if channel not in _REST_CHANNELS:
+            raise Refused("VALIDATION_FAILED", "X-Channel must be mobile or web", field="X-Channel")
+    else:
+        # A logged-in caller's channel and device are the ones its token was issued for.
+        channel = principal.attributes.get("channel", "")
+        if channel not in _REST_CHANNELS:
+            raise Refused("FORBIDDEN", "this token is not for the mobile or web channel")
+        if header_channel is not None and header_channel.strip().lower() != channel:
+            raise Refused(
+                "FORBIDDEN", "X-Channel does not match the token's channel", field="X-Channel"
+            )
+        bound = principal.attributes.get("device_id")
+        if bound is not None:
+            if device_id is not None and device_id != bound:
+                raise Refused(
+                    "FORBIDDEN",
+                    "X-Device-Id does not match the token's device",
+                    field="X-Device-Id",
+                )
+            device_id = bound
     version_header = request.headers.get("x-service-version")
     version = None
     if version_header is not None:
         if not version_header.isdigit() or not 0 < int(version_header) < 1_000_000:
-            raise _Refused(
+            raise Refused(
                 "VALIDATION_FAILED",
                 "X-Service-Version must be a positive integer",
                 field="X-Service-Version",
@@ -99,24 +150,24 @@ def _build_request(request: Request, payload: dict[str, object]) -> TransactionR
     return TransactionRequest(
         service_id=request.path_params["service_id"],
         channel=channel,
-        # Authentication arrives with the security center; until then every caller is anonymous.
-        principal=ANONYMOUS,
+        principal=principal or ANONYMOUS,
         payload=payload,
         idempotency_key=key,
         service_version=version,
-        device_id=request.headers.get("x-device-id"),
+        device_id=device_id,
         source_address=request.client.host if request.client else None,
-        locale=_locale(request.headers.get("accept-language")),
+        locale=locale_of(request.headers.get("accept-language")),
     )
 
 
 async def invoke_service(request: Request) -> Response:
     """Decode one REST call, run it through the kernel, and encode the envelope."""
-    locale = _locale(request.headers.get("accept-language"))
+    locale = locale_of(request.headers.get("accept-language"))
     try:
-        body = await _read_body(request, request.app.state.max_body_bytes)
-        transaction = _build_request(request, _decode(request, body))
-    except _Refused as refusal:
+        principal = await bearer_principal(request)
+        body = await read_body(request, request.app.state.max_body_bytes)
+        transaction = _build_request(request, decode_json(request, body), principal)
+    except Refused as refusal:
         refusal_id = new_id()
         log.info(
             "request_refused",

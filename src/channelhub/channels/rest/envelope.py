@@ -44,6 +44,7 @@ def error_response(
     *,
     locale: str,
     details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Encode a refusal the channel itself made, before the kernel saw the request."""
     entry = lookup(code)
@@ -56,4 +57,7 @@ def error_response(
     }
     if details:
         body["details"] = dict(details)
-    return _response(entry.http_status, body, {"X-Txn-Id": str(txn_id)})
+    extra = dict(headers or {})
+    if entry.code == "TOKEN_INVALID":
+        extra["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return _response(entry.http_status, body, {"X-Txn-Id": str(txn_id), **extra})

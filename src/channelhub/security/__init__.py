@@ -1,0 +1,1 @@
+"""The security center: one authentication and authorization for every channel."""

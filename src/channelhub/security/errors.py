@@ -1,0 +1,65 @@
+"""The security center's refusals, each with its catalog code. Messages never name a secret,
+and never say whether a username exists."""
+
+from __future__ import annotations
+
+from channelhub.kit.errors import ChannelhubError
+
+__all__ = [
+    "ChallengeInvalid",
+    "ChannelNotAllowed",
+    "InvalidCredentials",
+    "LoginLocked",
+    "MfaNotEnrolled",
+    "OtpInvalid",
+    "PasswordRejected",
+    "TokenInvalid",
+]
+
+
+class InvalidCredentials(ChannelhubError):
+    """Unknown username, wrong password or inactive user: one answer for all three."""
+
+    code = "INVALID_CREDENTIALS"
+
+
+class LoginLocked(ChannelhubError):
+    """Too many failed logins for this username; ``details['retry_after']`` in seconds."""
+
+    code = "LOGIN_LOCKED"
+
+
+class OtpInvalid(ChannelhubError):
+    """The one-time code is wrong, outside the drift window, or already used."""
+
+    code = "OTP_INVALID"
+
+
+class ChallengeInvalid(ChannelhubError):
+    """The MFA or step-up token names no open challenge: unknown, used, expired or spent."""
+
+    code = "CHALLENGE_INVALID"
+
+
+class TokenInvalid(ChannelhubError):
+    """An access or refresh token that is forged, expired, revoked or spent."""
+
+    code = "TOKEN_INVALID"
+
+
+class ChannelNotAllowed(ChannelhubError):
+    """The user may not log in through this channel."""
+
+    code = "CHANNEL_NOT_ALLOWED"
+
+
+class PasswordRejected(ChannelhubError):
+    """A new password breaks the rules; ``details['reason']`` says which."""
+
+    code = "PASSWORD_REJECTED"
+
+
+class MfaNotEnrolled(ChannelhubError):
+    """The operation needs a confirmed second factor and there is none."""
+
+    code = "MFA_NOT_ENROLLED"
