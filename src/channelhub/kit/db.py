@@ -89,6 +89,8 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         engine = create_async_engine(
             parsed,
             echo=echo,
+            # echo shows statements; their parameters may be what a user typed.
+            hide_parameters=True,
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -99,6 +101,7 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
     return create_async_engine(
         parsed,
         echo=echo,
+        hide_parameters=True,
         # pool_size is the hard limit of connections per node: PostgreSQL's max_connections
         # is shared by every node, so no overflow beyond what the operator configured.
         pool_size=pool_size,

@@ -50,6 +50,14 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         logger.propagate = True
     # One line per request is the access log's job, not the application's; it is off by default.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Database drivers log every statement (SQLAlchemy at INFO) and its parameters (the
+    # drivers at DEBUG), and parameters hold what people typed (a password in the username
+    # field, say): they only ever log warnings.
+    for name in _PARAMETER_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+_PARAMETER_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
 
 
 def get_logger(name: str) -> Any:

@@ -33,6 +33,11 @@ class Passwords:
         )
         self._dummy: str | None = None
 
+    def warm(self) -> None:
+        """Make the dummy hash now, so the first unknown username is not slower (or faster)."""
+        if self._dummy is None:
+            self._dummy = self._hasher.hash("channelhub: no such user")
+
     def hash(self, password: str) -> str:
         """Return the argon2id hash of ``password`` (PHC string, salt and cost included)."""
         return self._hasher.hash(password)
@@ -41,10 +46,10 @@ class Passwords:
         """Tell whether ``password`` matches ``stored``; with no hash, spend the same time and
         say no."""
         VERIFICATIONS.inc()
-        if stored is None and self._dummy is None:
+        if stored is None:
             # Checked when the username is unknown, so that answering takes as long as for a
             # wrong password: timing does not tell which usernames exist.
-            self._dummy = self._hasher.hash("channelhub: no such user")
+            self.warm()
         try:
             return self._hasher.verify(stored or self._dummy or "", password) and stored is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -139,6 +139,7 @@ class SecurityCenter:
         """Load (or make) the signing keys and the revoked sessions; call before serving."""
         await self._load_keys(create=True)
         await self.sync(full=True)
+        await asyncio.to_thread(self.passwords.warm)
 
     async def _load_keys(self, *, create: bool = False) -> None:
         now = utc_now()
@@ -653,23 +654,28 @@ class SecurityCenter:
                 channel = principal.attributes.get("channel")
             elif refresh_token is not None:
                 row = await repository.refresh_for_update(session, token_digest(refresh_token))
-                if row is not None and row.revoked_at is None and row.expires_at > now:
-                    family, actor_kind, channel = row.family_id, row.subject_kind, row.channel
-            if family is None:
-                return False
-            await self._revoke(session, family, "logout", now)
+                if row is not None:
+                    identity = await cau.login_identity_by_id(
+                        session, row.subject_kind, row.subject_id
+                    )
+                    actor_kind, channel = row.subject_kind, row.channel
+                    actor_id = identity.username if identity is not None else None
+                    if row.revoked_at is None and row.expires_at > now:
+                        family = row.family_id
+            if family is not None:
+                await self._revoke(session, family, "logout", now)
             await record_audit(
                 session,
                 action="logout",
-                outcome="succeeded",
+                outcome="succeeded" if family is not None else "no_session",
                 actor_kind=actor_kind,
                 actor_id=actor_id,
                 channel=channel,
                 source_address=source_address,
-                details={"session": str(family)},
+                details={"session": str(family)} if family is not None else {},
                 now=now,
             )
-        return True
+        return family is not None
 
     async def _revoke(
         self, session: AsyncSession, family: uuid.UUID, reason: str, now: dt.datetime

@@ -14,6 +14,13 @@ STEP_SECONDS = 30
 DIGITS = 6
 
 
+class _TOTP(pyotp.TOTP):
+    # pyotp refuses secrets under 112 bits; 80-bit secrets (16 base32 characters) are what
+    # many authenticator apps were enrolled with, and what the demo identities use. New
+    # secrets are 160 bits (``new_secret``).
+    min_secret_length_bits = 80
+
+
 def new_secret() -> str:
     """Return a fresh base32 secret of 160 bits (RFC 4226's recommended length)."""
     return pyotp.random_base32(32)
@@ -21,7 +28,7 @@ def new_secret() -> str:
 
 def provisioning_uri(secret: str, *, account: str, issuer: str) -> str:
     """Return the ``otpauth://`` URI an authenticator app reads from a QR code."""
-    return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer)
+    return _TOTP(secret).provisioning_uri(name=account, issuer_name=issuer)
 
 
 def matching_step(
@@ -31,7 +38,7 @@ def matching_step(
     step is later than ``last_step`` (each code is good once); else None."""
     if len(code) != DIGITS or not code.isascii() or not code.isdigit():
         return None
-    totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
+    totp = _TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = int(now.timestamp()) // STEP_SECONDS
     found = None
     # Every candidate is compared, so the time taken does not depend on which one matched.
