@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("created_at", _time(), nullable=False),
         sa.Column("expires_at", _time(), nullable=False),
         sa.Column("used_at", _time(), nullable=True),
+        sa.Column("proof_digest", sa.String(length=64), nullable=True),
         sa.CheckConstraint(
             "purpose IN ('login', 'step_up')", name=op.f("ck_auth_challenges_purpose_known")
         ),

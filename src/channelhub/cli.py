@@ -414,7 +414,7 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
 
 async def _verify_audit(settings: Settings) -> tuple[int, list[str]]:
     from channelhub.kit.db import create_engine, make_sessionmaker
-    from channelhub.security.service import verify_audit_chain
+    from channelhub.security.audit_trail import verify_audit_chain
 
     engine = create_engine(settings.database_url, pool_size=1)
     try:

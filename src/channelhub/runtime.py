@@ -25,6 +25,7 @@ from channelhub.kernel.steps import StepRegistry
 from channelhub.kit.db import create_engine, make_sessionmaker
 from channelhub.security.schemas import SecurityConfig
 from channelhub.security.service import SecurityCenter
+from channelhub.security.step_up import StepUpGate
 
 __all__ = [
     "Runtime",
@@ -139,11 +140,13 @@ class Runtime:
             duplicate_wait_seconds=settings.kernel.duplicate_wait_seconds,
         )
         runtime: Runtime
+        security = SecurityCenter(sessions=sessions, config=security_config(settings))
         engine = TransactionEngine(
             sessions=sessions,
             catalog=lambda: runtime.catalog,
             registry=registry,
             settings=engine_settings,
+            step_up=StepUpGate(security),
         )
         recovery = RecoveryWorker(
             sessions=sessions,
@@ -151,7 +154,6 @@ class Runtime:
             registry=registry,
             settings=engine_settings,
         )
-        security = SecurityCenter(sessions=sessions, config=security_config(settings))
         runtime = cls(settings, db, sessions, catalog, engine, recovery, security)
         return runtime
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pyotp
 from sqlalchemy import func, select, text
 
 from channelhub.cau.service import customer_principal
 from channelhub.demo.bank import SeedContext, seed_bank, seed_customers
+from channelhub.demo.identities import DEMO_TOTP_SECRETS
 from channelhub.kernel import TransactionRequest, TransactionResult
-from channelhub.kernel.model import AuthLevel, Principal
+from channelhub.kernel.model import AuthLevel, Principal, StepUpProof
 from channelhub.kit.clock import utc_now
 from channelhub.ledger import service as ledger
 from channelhub.models import Posting
@@ -31,6 +33,8 @@ class Bank:
     accounts: dict[str, str] = field(default_factory=dict)
     #: "alice", "bob" -> card id
     cards: dict[str, str] = field(default_factory=dict)
+    #: The last TOTP step each user answered a step-up with (each code is good once).
+    steps: dict[str, int] = field(default_factory=dict)
 
     async def call(
         self,
@@ -40,8 +44,10 @@ class Bank:
         *,
         key: str | None = None,
         channel: str = "mobile",
+        confirm: bool = True,
     ) -> TransactionResult:
-        """Run ``service`` as the named customer user through the kernel."""
+        """Run ``service`` as the named customer user through the kernel; with ``confirm``,
+        answer a step-up challenge as the customer's authenticator app would."""
         request = TransactionRequest(
             service_id=service,
             channel=channel,
@@ -49,7 +55,37 @@ class Bank:
             payload=dict(payload or {}),
             idempotency_key=key or f"test-{uuid.uuid4()}",
         )
-        return await self.runtime.engine.execute(request)
+        result = await self.runtime.engine.execute(request)
+        if confirm and result.code == "MFA_NOT_ENROLLED":
+            await self.enrol(who)
+            result = await self.runtime.engine.execute(request)
+        if confirm and result.code == "STEP_UP_REQUIRED":
+            proof = StepUpProof(str(result.details["challenge"]), self.next_code(who))
+            result = await self.runtime.engine.execute(replace(request, step_up=proof))
+        return result
+
+    async def enrol(self, who: str) -> None:
+        """Give a demo user its password and its demo TOTP secret."""
+        security, now = self.runtime.security, utc_now()
+        principal = self.principals[who]
+        async with self.runtime.sessions() as session, session.begin():
+            subject = uuid.UUID(str(principal.id))
+            await security.set_password(
+                session, "customer", subject, who, f"{who}-Demo-2026", enforce_rules=False, now=now
+            )
+            await security.set_totp_secret(
+                session, "customer", subject, DEMO_TOTP_SECRETS[who], confirmed=True, now=now
+            )
+
+    def next_code(self, who: str) -> str:
+        """Return a code of ``who``'s authenticator for a step not used yet (within the one
+        step of drift the platform allows)."""
+        current = int(utc_now().timestamp()) // 30
+        step = max(current - 1, self.steps.get(who, current - 2) + 1)
+        if step > current + 1:
+            raise AssertionError(f"{who} used every code of this minute")
+        self.steps[who] = step
+        return _Totp(DEMO_TOTP_SECRETS[who]).generate_otp(step)
 
     async def balance(self, number: str) -> int:
         """Return an account's ledger balance in minor units."""
@@ -65,6 +101,10 @@ class Bank:
         """Return every broken ledger invariant."""
         async with self.runtime.sessions() as session:
             return await ledger.verify(session)
+
+
+class _Totp(pyotp.TOTP):
+    min_secret_length_bits = 80  # the demo's 16-character secrets
 
 
 async def open_bank(runtime: Runtime, *, generated: int = 0) -> Bank:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from channelhub.kernel.catalog.compiled import CompiledService
-from channelhub.kernel.errors import AuthLevelInsufficient, Forbidden, Unauthenticated
-from channelhub.kernel.model import Principal, PrincipalKind
+from channelhub.kernel.errors import (
+    AuthLevelInsufficient,
+    Forbidden,
+    StepUpRequired,
+    Unauthenticated,
+)
+from channelhub.kernel.model import Principal, PrincipalKind, TransactionRequest
+from channelhub.kit.money import Money
 
-__all__ = ["Authorizer", "authorize"]
+__all__ = [
+    "Authorizer",
+    "StepUpBinding",
+    "StepUpGate",
+    "authorize",
+    "no_step_up",
+    "step_up_binding",
+]
 
 #: The hook the security center may replace; it raises to refuse.
 Authorizer = Callable[[CompiledService, Principal], None]
@@ -35,3 +50,63 @@ def authorize(service: CompiledService, principal: Principal) -> None:
         raise Forbidden(
             f"{service.id} requires scope {', '.join(missing)}", details={"scopes": missing}
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StepUpBinding:
+    """What a step-up's one-time code confirms: this service, this amount, this beneficiary,
+    this request (its idempotency key)."""
+
+    service_id: str
+    amount: str | None
+    currency: str | None
+    beneficiary: str | None
+    idempotency_key: str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        """Return the binding as stored with the challenge and shown to the customer."""
+        return {
+            "service": self.service_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "beneficiary": self.beneficiary,
+            "idempotency_key": self.idempotency_key,
+        }
+
+
+def step_up_binding(
+    service: CompiledService, request: TransactionRequest, amount: Money | None
+) -> StepUpBinding | None:
+    """Return what a customer must confirm with a fresh second factor, or None when this
+    call needs no step-up (no rule, not a customer, or an amount within the threshold)."""
+    rule = service.definition.auth.step_up
+    if rule is None or request.principal.kind is not PrincipalKind.CUSTOMER:
+        return None
+    needed = rule.always
+    if not needed and amount is not None:
+        limit = rule.amount_over.get(amount.currency)
+        needed = limit is not None and amount.minor > Money.parse(limit, amount.currency).minor
+    if not needed:
+        return None
+    beneficiary = request.payload.get(rule.beneficiary) if rule.beneficiary else None
+    return StepUpBinding(
+        service_id=service.id,
+        amount=amount.to_decimal_string() if amount is not None else None,
+        currency=amount.currency if amount is not None else None,
+        beneficiary=str(beneficiary) if beneficiary is not None else None,
+        idempotency_key=request.idempotency_key,
+    )
+
+
+class StepUpGate(Protocol):
+    """The security center's check of a step-up: it raises to refuse (StepUpRequired with a
+    new challenge, or the reason the proof failed) and returns when the proof holds."""
+
+    async def __call__(self, request: TransactionRequest, binding: StepUpBinding) -> None: ...
+
+
+async def no_step_up(request: TransactionRequest, binding: StepUpBinding) -> None:
+    """The gate of a kernel without a security center: a step-up can never be proven."""
+    raise StepUpRequired(
+        f"{binding.service_id} needs a one-time code and no security center is running"
+    )

@@ -59,6 +59,13 @@ _TABLE: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("FORBIDDEN", 403, "57", "This operation is not permitted", "无权执行此操作"),
     ErrorCode(
+        "STEP_UP_REQUIRED",
+        401,
+        "1A",  # the card schemes' "additional customer authentication required"
+        "Confirm this transaction with a one-time code",
+        "请使用动态验证码确认本笔交易",
+    ),
+    ErrorCode(
         "INVALID_CREDENTIALS",
         401,
         "55",

@@ -22,7 +22,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channelhub.kernel import journal
-from channelhub.kernel.authorize import Authorizer, authorize
+from channelhub.kernel.authorize import (
+    Authorizer,
+    StepUpGate,
+    authorize,
+    no_step_up,
+    step_up_binding,
+)
 from channelhub.kernel.catalog import Catalog, CompiledService
 from channelhub.kernel.codes import lookup
 from channelhub.kernel.errors import (
@@ -79,6 +85,7 @@ class TransactionEngine:
         registry: StepRegistry,
         settings: EngineSettings,
         authorizer: Authorizer = authorize,
+        step_up: StepUpGate = no_step_up,
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self.sessions = sessions
@@ -86,6 +93,7 @@ class TransactionEngine:
         self.runner = FlowRunner(registry)
         self.settings = settings
         self.authorizer = authorizer
+        self.step_up = step_up
         self.clock = clock
 
     async def execute(self, request: TransactionRequest) -> TransactionResult:
@@ -101,6 +109,11 @@ class TransactionEngine:
                 )
                 service_label = service.id
                 amount = self._admit(service, request)
+                binding = step_up_binding(service, request, amount)
+                if binding is not None:
+                    # Before the journal: a refused or pending step-up is not a transaction,
+                    # so the retry that carries the code keeps its idempotency key.
+                    await self.step_up(request, binding)
             except ChannelhubError as error:
                 log.info("transaction_rejected", service=request.service_id[:128], code=error.code)
                 result = _refusal(txn_id, error, request.locale)

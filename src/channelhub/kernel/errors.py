@@ -10,6 +10,7 @@ __all__ = [
     "IdempotencyKeyRequired",
     "IdempotencyKeyReused",
     "ServiceNotOnChannel",
+    "StepUpRequired",
     "TransactionInProgress",
     "Unauthenticated",
     "UnknownService",
@@ -69,3 +70,10 @@ class TransactionInProgress(ChannelhubError):
     """The first request with this key has not finished within the wait."""
 
     code = "TXN_IN_PROGRESS"
+
+
+class StepUpRequired(ChannelhubError):
+    """This transaction needs a fresh second factor bound to it; ``details`` carry the
+    challenge to answer and what it binds (service, amount, beneficiary)."""
+
+    code = "STEP_UP_REQUIRED"

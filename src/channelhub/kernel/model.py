@@ -16,6 +16,7 @@ __all__ = [
     "AuthLevel",
     "Principal",
     "PrincipalKind",
+    "StepUpProof",
     "TransactionRequest",
     "TransactionResult",
     "TxnStatus",
@@ -84,6 +85,14 @@ ANONYMOUS = Principal(kind=PrincipalKind.ANONYMOUS, id=None)
 
 
 @dataclass(frozen=True, slots=True)
+class StepUpProof:
+    """The answer to a step-up challenge: its id and the one-time code (never shown)."""
+
+    challenge: str
+    otp: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionRequest:
     """One invocation of a service through a channel, before anything ran."""
 
@@ -96,6 +105,7 @@ class TransactionRequest:
     device_id: str | None = None
     source_address: str | None = None
     locale: str = "en"
+    step_up: StepUpProof | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,9 @@ class AuthChallenge(Base):
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None]
+    #: SHA-256 of the challenge and the code that answered it: a retry of the same request
+    #: with the same code passes again (the journal then replays it), any other does not.
+    proof_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class RefreshToken(Base):

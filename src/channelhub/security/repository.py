@@ -205,11 +205,15 @@ async def bump_challenge(session: AsyncSession, challenge_id: uuid.UUID) -> None
     )
 
 
-async def spend_challenge(session: AsyncSession, challenge_id: uuid.UUID, now: dt.datetime) -> bool:
-    """Mark a challenge used, if nobody did first."""
+async def spend_challenge(
+    session: AsyncSession, challenge_id: uuid.UUID, now: dt.datetime, proof: str | None = None
+) -> bool:
+    """Mark a challenge used (with the digest of what answered it), if nobody did first."""
     c = _challenges.c
     result = await session.execute(
-        update(_challenges).where(c.id == challenge_id, c.used_at.is_(None)).values(used_at=now)
+        update(_challenges)
+        .where(c.id == challenge_id, c.used_at.is_(None))
+        .values(used_at=now, proof_digest=proof)
     )
     return bool(cast(Any, result).rowcount)
 

@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,7 +24,7 @@ from channelhub.kit.clock import utc_now
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
 from channelhub.security import repository, totp
-from channelhub.security.audit import GENESIS, record_hash
+from channelhub.security.audit_trail import record_audit
 from channelhub.security.errors import (
     ChallengeInvalid,
     ChannelNotAllowed,
@@ -47,7 +46,7 @@ from channelhub.security.tokens import (
     TokenVerifier,
 )
 
-__all__ = ["SecurityCenter", "record_audit", "token_digest", "verify_audit_chain"]
+__all__ = ["SecurityCenter", "new_token", "token_digest"]
 
 log = get_logger(__name__)
 
@@ -65,47 +64,13 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _random_token() -> str:
+def new_token() -> str:
+    """Return a new random bearer token (256 bits, URL-safe)."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
 def _throttle_key(kind: str, username: str) -> str:
     return hashlib.sha256(f"{kind}:{username.strip().lower()}".encode()).hexdigest()
-
-
-async def record_audit(
-    session: AsyncSession,
-    *,
-    action: str,
-    outcome: str,
-    actor_kind: str,
-    actor_id: str | None,
-    channel: str | None = None,
-    source_address: str | None = None,
-    details: Mapping[str, Any] | None = None,
-    now: dt.datetime | None = None,
-) -> int:
-    """Append one record to the tamper-evident audit chain, in ``session``'s transaction;
-    return its sequence number. ``details`` must never hold a secret."""
-    await repository.lock_audit_chain(session)
-    last = await repository.last_audit(session)
-    fields: dict[str, Any] = {
-        "seq": 1 if last is None else last.seq + 1,
-        "id": str(new_id()),
-        "at": now or utc_now(),
-        "action": action,
-        "outcome": outcome,
-        "actor_kind": actor_kind,
-        "actor_id": actor_id,
-        "channel": channel,
-        "source_address": (source_address or "")[:64] or None,
-        "details": dict(details or {}),
-    }
-    prev = GENESIS if last is None else last.hash
-    row = {**fields, "id": uuid.UUID(fields["id"]), "prev_hash": prev}
-    row["hash"] = record_hash(prev, fields)
-    await repository.append_audit(session, row)
-    return int(fields["seq"])
 
 
 class SecurityCenter:
@@ -117,7 +82,7 @@ class SecurityCenter:
         sessions: async_sessionmaker[AsyncSession],
         config: SecurityConfig,
     ) -> None:
-        self._sessions = sessions
+        self.sessions = sessions
         self.config = config
         self.ssm = SoftwareSecurityModule(config.master_key)
         self.passwords = Passwords(
@@ -145,7 +110,7 @@ class SecurityCenter:
         now = utc_now()
         # A key retired less than a token's lifetime ago may have signed a live token.
         horizon = now - dt.timedelta(seconds=self.config.access_token_seconds + 60)
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             rows = await repository.signing_keys(session, horizon)
             if create and not any(row.retired_at is None for row in rows):
                 await self._new_key(session, now)
@@ -185,7 +150,7 @@ class SecurityCenter:
         """Make a new signing key and retire the others (they verify until their tokens
         expire); return the new key's id. Other nodes switch at their next sync."""
         now = utc_now()
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             kid = await self._new_key(session, now)
             await repository.retire_signing_keys(session, kid, now)
             await record_audit(
@@ -211,7 +176,7 @@ class SecurityCenter:
         full = full or self._synced_at is None or self._syncs % _FULL_SYNC_EVERY == 0
         # Rows committed a moment after a later-stamped one are not missed: look back a little.
         since = None if full or self._synced_at is None else self._synced_at - _LOOK_BACK
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             rows = await repository.revoked_since(session, since, now)
             if full:
                 await repository.forget_revocations(session, now)
@@ -282,7 +247,7 @@ class SecurityCenter:
         """
         now = utc_now()
         key = _throttle_key(kind, username)
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             throttle = await repository.throttle(session, key)
             if throttle is not None and throttle.locked_until and throttle.locked_until > now:
                 retry = int((throttle.locked_until - now).total_seconds()) + 1
@@ -311,7 +276,7 @@ class SecurityCenter:
             await self._login_failed(key, kind, identity, channel, source_address)
             raise InvalidCredentials("the username or password is wrong")
         if channel not in identity.channels:
-            async with self._sessions() as session, session.begin():
+            async with self.sessions() as session, session.begin():
                 await record_audit(
                     session,
                     action="login",
@@ -327,7 +292,7 @@ class SecurityCenter:
             if self.passwords.needs_rehash(credential.password_hash)
             else None
         )
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             await repository.clear_failures(session, key)
             if rehash is not None:
                 await repository.set_password(
@@ -376,7 +341,7 @@ class SecurityCenter:
     ) -> None:
         now = utc_now()
         window = dt.timedelta(seconds=self.config.lockout_seconds)
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             failures, locked = await repository.record_failure(
                 session,
                 key,
@@ -407,7 +372,7 @@ class SecurityCenter:
         device_id: str | None,
         now: dt.datetime,
     ) -> MfaRequired:
-        token = _random_token()
+        token = new_token()
         await repository.insert_challenge(
             session,
             {
@@ -440,7 +405,7 @@ class SecurityCenter:
         if self._signer is None:
             raise RuntimeError("the security center was not started")
         family = family_id or new_id()
-        refresh = _random_token()
+        refresh = new_token()
         await repository.insert_refresh(
             session,
             {
@@ -487,7 +452,7 @@ class SecurityCenter:
             OtpInvalid: the code is wrong, stale or used (the challenge counts the attempt).
         """
         now = utc_now()
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             async with session.begin():
                 challenge = self._open_challenge(
                     await repository.challenge_for_update(session, token_digest(mfa_token)),
@@ -502,7 +467,7 @@ class SecurityCenter:
                 )
                 if identity is None or not identity.active or credential is None:
                     raise ChallengeInvalid("the challenge is no longer valid")
-                step = self._otp_step(credential, otp, now)
+                step = self.otp_step(credential, otp, now)
                 if step is None or not await repository.accept_totp_step(
                     session, credential.id, step
                 ):
@@ -557,7 +522,8 @@ class SecurityCenter:
             raise ChallengeInvalid("the challenge is unknown, used or expired")
         return challenge
 
-    def _otp_step(self, credential: Any, otp: str, now: dt.datetime) -> int | None:
+    def otp_step(self, credential: Any, otp: str, now: dt.datetime) -> int | None:
+        """Return the TOTP step ``otp`` matches for this credential, or None."""
         if credential.totp_sealed is None or credential.totp_confirmed_at is None:
             return None
         secret = self.ssm.open(credential.totp_sealed, _TOTP_PURPOSE).decode()
@@ -580,7 +546,7 @@ class SecurityCenter:
         """
         now = utc_now()
         reused = False
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             async with session.begin():
                 row = await repository.refresh_for_update(session, token_digest(refresh_token))
                 if row is None:
@@ -644,7 +610,7 @@ class SecurityCenter:
         """End the session of an access token's principal or of a refresh token; every token
         of it is refused from now on. Return False when there was nothing to end."""
         now = utc_now()
-        async with self._sessions() as session, session.begin():
+        async with self.sessions() as session, session.begin():
             family: uuid.UUID | None = None
             actor_kind, actor_id, channel = "anonymous", None, None
             if principal is not None and principal.attributes.get("session_id"):
@@ -781,38 +747,3 @@ def _principal(claims: AccessClaims) -> Principal:
         scopes=claims.scopes,
         attributes=attributes,
     )
-
-
-async def verify_audit_chain(
-    session: AsyncSession, *, advance: Callable[[int], None] = lambda _: None
-) -> tuple[int, list[str]]:
-    """Walk the audit chain from its first record; return how many records were checked and
-    each break found (a gap in the sequence, a record whose hash does not match its fields,
-    or one that does not point at the hash before it)."""
-    problems: list[str] = []
-    prev_hash, expected_seq, count = GENESIS, 1, 0
-    async for row in repository.audit_records(session):
-        count += 1
-        if row.seq != expected_seq:
-            problems.append(f"record {row.seq}: expected record {expected_seq} (records missing)")
-        if row.prev_hash != prev_hash:
-            problems.append(f"record {row.seq}: does not follow the record before it")
-        fields = {
-            "seq": row.seq,
-            "id": str(row.id),
-            "at": row.at,
-            "action": row.action,
-            "outcome": row.outcome,
-            "actor_kind": row.actor_kind,
-            "actor_id": row.actor_id,
-            "channel": row.channel,
-            "source_address": row.source_address,
-            "details": row.details,
-        }
-        if record_hash(row.prev_hash, fields) != row.hash:
-            problems.append(f"record {row.seq}: altered (its hash does not match its content)")
-        prev_hash, expected_seq = row.hash, row.seq + 1
-        if count % 1000 == 0:
-            advance(1000)
-    advance(count % 1000)
-    return count, problems

@@ -17,6 +17,7 @@ from channelhub.channels.rest.envelope import error_response, result_response
 from channelhub.channels.rest.openapi import openapi_document
 from channelhub.kernel import ANONYMOUS, Principal, TransactionEngine, TransactionRequest
 from channelhub.kernel.catalog import Catalog
+from channelhub.kernel.model import StepUpProof
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
@@ -29,6 +30,8 @@ log = get_logger(__name__)
 # Visible ASCII only: a key is echoed into logs and compared byte for byte.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _REST_CHANNELS = ("mobile", "web")
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_OTP = re.compile(r"[0-9]{6}")
 _JSON_TYPES = ("application/json", "text/json")
 
 
@@ -148,6 +151,7 @@ def _build_request(
             )
         version = int(version_header)
     return TransactionRequest(
+        step_up=_step_up_proof(request),
         service_id=request.path_params["service_id"],
         channel=channel,
         principal=principal or ANONYMOUS,
@@ -158,6 +162,23 @@ def _build_request(
         source_address=request.client.host if request.client else None,
         locale=locale_of(request.headers.get("accept-language")),
     )
+
+
+def _step_up_proof(request: Request) -> StepUpProof | None:
+    """Return the answer to a step-up challenge the request carries, if any."""
+    challenge = request.headers.get("x-step-up-challenge")
+    otp = request.headers.get("x-step-up-otp")
+    if challenge is None and otp is None:
+        return None
+    if challenge is None or not _CHALLENGE.fullmatch(challenge):
+        raise Refused(
+            "VALIDATION_FAILED",
+            "X-Step-Up-Challenge must be the challenge the first answer gave",
+            field="X-Step-Up-Challenge",
+        )
+    if otp is None or not _OTP.fullmatch(otp):
+        raise Refused("VALIDATION_FAILED", "X-Step-Up-OTP must be 6 digits", field="X-Step-Up-OTP")
+    return StepUpProof(challenge=challenge, otp=otp)
 
 
 async def invoke_service(request: Request) -> Response:

@@ -52,6 +52,19 @@ class ServiceStatus(StrEnum):
     RETIRED = "retired"
 
 
+class StepUpRule(BaseModel):
+    """When a customer must prove a fresh second factor bound to this very transaction."""
+
+    model_config = _Strict
+
+    #: Every call, whatever the amount.
+    always: bool = False
+    #: Currency -> decimal amount: a call for more than this needs a step-up.
+    amount_over: dict[str, str] = Field(default_factory=dict)
+    #: The input field naming the beneficiary, bound into the challenge with the amount.
+    beneficiary: str | None = None
+
+
 class AuthRequirement(BaseModel):
     """What a caller must have proved before any step runs."""
 
@@ -59,6 +72,7 @@ class AuthRequirement(BaseModel):
 
     level: AuthLevel = AuthLevel.PASSWORD
     scopes: tuple[str, ...] = ()
+    step_up: StepUpRule | None = None
 
 
 class AmountFields(BaseModel):

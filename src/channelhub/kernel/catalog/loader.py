@@ -23,6 +23,8 @@ from channelhub.kernel.catalog.compiled import (
 )
 from channelhub.kernel.catalog.definition import BranchNode, FlowNode, ServiceDefinition
 from channelhub.kernel.steps import StepRegistry
+from channelhub.kit.errors import ChannelhubError
+from channelhub.kit.money import Money
 
 __all__ = ["BUILTIN_CATALOG", "CatalogError", "Problem", "definition_files", "load_definitions"]
 
@@ -156,6 +158,23 @@ def _compile(
         for field in (definition.amount.amount, definition.amount.currency):
             if field not in properties:
                 problem(("amount",), f"amount field {field!r} is not a property of the input")
+
+    step_up = definition.auth.step_up
+    if step_up is not None:
+        if step_up.amount_over and definition.amount is None:
+            problem(("auth", "step_up"), "a step-up by amount needs the service's amount fields")
+        for currency, limit in step_up.amount_over.items():
+            try:
+                Money.parse(limit, currency)
+            except ChannelhubError as error:
+                problem(("auth", "step_up", "amount_over", currency), error.message)
+        if step_up.beneficiary is not None and step_up.beneficiary not in definition.input.get(
+            "properties", {}
+        ):
+            problem(
+                ("auth", "step_up", "beneficiary"),
+                f"beneficiary field {step_up.beneficiary!r} is not a property of the input",
+            )
 
     output_keys: set[str] = set()
 
