@@ -140,6 +140,34 @@ def upgrade() -> None:
         sa.UniqueConstraint("hash", name=op.f("uq_audit_log_hash")),
     )
     op.create_index("ix_audit_log_actor", "audit_log", ["actor_kind", "actor_id"])
+    op.create_table(
+        "approvals",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("operation", sa.String(length=64), nullable=False),
+        sa.Column("payload", _json, nullable=False),
+        sa.Column("approve_permission", sa.String(length=64), nullable=False),
+        sa.Column("requested_by", sa.Uuid(), nullable=False),
+        sa.Column("requested_by_name", sa.String(length=64), nullable=False),
+        sa.Column("branch_code", sa.String(length=8), nullable=True),
+        sa.Column("requested_at", _time(), nullable=False),
+        sa.Column("expires_at", _time(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("decided_by", sa.Uuid(), nullable=True),
+        sa.Column("decided_by_name", sa.String(length=64), nullable=True),
+        sa.Column("decided_at", _time(), nullable=True),
+        sa.Column("reason", sa.String(length=200), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('pending', 'approved', 'rejected', 'expired')",
+            name=op.f("ck_approvals_status_known"),
+        ),
+        sa.CheckConstraint(
+            "decided_by IS NULL OR decided_by <> requested_by", name=op.f("ck_approvals_four_eyes")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_approvals")),
+    )
+    op.create_index(
+        "ix_approvals_status_requested_at", "approvals", ["status", "requested_at"]
+    )
     _audit_append_only()
 
 
@@ -187,6 +215,8 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER audit_log_no_update")
         op.execute("DROP TRIGGER audit_log_no_delete")
+    op.drop_index("ix_approvals_status_requested_at", table_name="approvals")
+    op.drop_table("approvals")
     op.drop_index("ix_audit_log_actor", table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_table("signing_keys")

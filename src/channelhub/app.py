@@ -18,6 +18,7 @@ from channelhub.kit.ids import new_id
 from channelhub.kit.logging import configure_logging, get_logger
 from channelhub.ops import health, metrics
 from channelhub.runtime import Runtime
+from channelhub.security import api as security_api
 
 __all__ = ["create_app"]
 
@@ -54,7 +55,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # (telemetry, body limits, dependency injection). Management APIs built with FastAPI are
     # mounted under their own prefix.
     app = Starlette(
-        routes=[*rest.routes, *rest.auth_routes, *health.routes, *metrics.routes],
+        routes=[
+            *rest.routes,
+            *rest.auth_routes,
+            *security_api.routes,
+            *health.routes,
+            *metrics.routes,
+        ],
         lifespan=lifespan,
         exception_handlers={Exception: _internal_error},
     )

@@ -10,6 +10,7 @@ from channelhub.models.outbox import OutboxEvent
 from channelhub.models.product import PRODUCT_TYPES, Product
 from channelhub.models.security import (
     SUBJECT_KINDS,
+    Approval,
     AuditRecord,
     AuthChallenge,
     Credential,
@@ -26,6 +27,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TRANSACTION_STATUSES",
     "Account",
+    "Approval",
     "AuditRecord",
     "AuthChallenge",
     "Base",

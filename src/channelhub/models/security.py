@@ -14,6 +14,7 @@ from channelhub.models.base import Base
 
 __all__ = [
     "SUBJECT_KINDS",
+    "Approval",
     "AuditRecord",
     "AuthChallenge",
     "Credential",
@@ -174,3 +175,33 @@ class AuditRecord(Base):
     details: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Approval(Base):
+    """A sensitive operation one staff member asked for and a second, different one must
+    approve (four-eyes) before it runs; both identities stay on the record."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'approved', 'rejected', 'expired')", name="status_known"
+        ),
+        CheckConstraint("decided_by IS NULL OR decided_by <> requested_by", name="four_eyes"),
+        Index("ix_approvals_status_requested_at", "status", "requested_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    #: What the operation acts on (never a secret); what the approver is shown.
+    payload: Mapped[dict[str, Any]]
+    approve_permission: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[uuid.UUID]
+    requested_by_name: Mapped[str] = mapped_column(String(64))
+    branch_code: Mapped[str | None] = mapped_column(String(8))
+    requested_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    decided_by: Mapped[uuid.UUID | None]
+    decided_by_name: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(200))

@@ -6,13 +6,16 @@ from __future__ import annotations
 from channelhub.kit.errors import ChannelhubError
 
 __all__ = [
+    "ApprovalNotPending",
     "ChallengeInvalid",
     "ChannelNotAllowed",
     "InvalidCredentials",
     "LoginLocked",
     "MfaNotEnrolled",
     "OtpInvalid",
+    "PasswordChangeRequired",
     "PasswordRejected",
+    "SameApprover",
     "TokenInvalid",
 ]
 
@@ -63,3 +66,21 @@ class MfaNotEnrolled(ChannelhubError):
     """The operation needs a confirmed second factor and there is none."""
 
     code = "MFA_NOT_ENROLLED"
+
+
+class SameApprover(ChannelhubError):
+    """Four-eyes: the staff member who asked for an operation tried to approve it."""
+
+    code = "SAME_APPROVER"
+
+
+class ApprovalNotPending(ChannelhubError):
+    """The approval was already decided, or it expired."""
+
+    code = "APPROVAL_NOT_PENDING"
+
+
+class PasswordChangeRequired(ChannelhubError):
+    """The right password, but staff reset it: it must be changed before a login."""
+
+    code = "PASSWORD_CHANGE_REQUIRED"

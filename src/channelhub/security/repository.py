@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channelhub.models import (
+    Approval,
     AuditRecord,
     AuthChallenge,
     Credential,
@@ -24,18 +25,22 @@ from channelhub.models import (
 __all__ = [
     "accept_totp_step",
     "append_audit",
+    "approval",
     "audit_records",
     "bump_challenge",
     "challenge_for_update",
     "clear_failures",
     "credential",
+    "decide_approval",
     "forget_revocations",
+    "insert_approval",
     "insert_challenge",
     "insert_credential",
     "insert_refresh",
     "insert_signing_key",
     "last_audit",
     "lock_audit_chain",
+    "pending_approvals",
     "record_failure",
     "refresh_for_update",
     "retire_signing_keys",
@@ -57,6 +62,7 @@ _refresh = cast(Table, RefreshToken.__table__)
 _revoked = cast(Table, RevokedSession.__table__)
 _keys = cast(Table, SigningKey.__table__)
 _audit = cast(Table, AuditRecord.__table__)
+_approvals = cast(Table, Approval.__table__)
 
 # An arbitrary constant: the advisory lock that serializes appends to the audit chain.
 _AUDIT_LOCK = 0x63686175  # "chau"
@@ -377,3 +383,49 @@ async def audit_records(session: AsyncSession, *, batch: int = 1000) -> AsyncIte
         if len(rows) < batch:
             return
         after = rows[-1].seq
+
+
+# --- four-eyes approvals ---
+
+
+async def insert_approval(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Store a new pending approval."""
+    await session.execute(insert(_approvals), row)
+
+
+async def approval(
+    session: AsyncSession, approval_id: uuid.UUID, *, for_update: bool = False
+) -> Any | None:
+    """Return one approval."""
+    query = select(_approvals).where(_approvals.c.id == approval_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).first()
+
+
+async def pending_approvals(session: AsyncSession, *, limit: int = 200) -> list[Any]:
+    """Return the pending approvals, oldest first."""
+    c = _approvals.c
+    query = select(_approvals).where(c.status == "pending").order_by(c.requested_at).limit(limit)
+    return list((await session.execute(query)).all())
+
+
+async def decide_approval(
+    session: AsyncSession,
+    approval_id: uuid.UUID,
+    *,
+    status: str,
+    by: uuid.UUID,
+    by_name: str,
+    reason: str | None,
+    now: dt.datetime,
+) -> None:
+    """Record the decision on a pending approval."""
+    c = _approvals.c
+    await session.execute(
+        update(_approvals)
+        .where(c.id == approval_id, c.status == "pending")
+        .values(
+            status=status, decided_by=by, decided_by_name=by_name, decided_at=now, reason=reason
+        )
+    )

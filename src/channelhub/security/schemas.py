@@ -10,12 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from channelhub.security.passwords import MAX_PASSWORD_LENGTH
 
 __all__ = [
+    "ApprovalDecisionBody",
+    "ChangePasswordBody",
     "LoginBody",
     "LogoutBody",
     "MfaBody",
     "MfaRequired",
+    "PasswordResetBody",
     "RefreshBody",
     "SecurityConfig",
+    "StaffLoginBody",
     "TokenPair",
 ]
 
@@ -32,6 +36,43 @@ class LoginBody(BaseModel):
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
     device_id: str = Field(min_length=1, max_length=128, pattern=_VISIBLE)
     channel: Literal["mobile", "web"] = "mobile"
+
+
+class StaffLoginBody(BaseModel):
+    """``POST /staff/v1/auth/login``: staff always answer a second factor next."""
+
+    model_config = _Body
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    device_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=_VISIBLE)
+    channel: Literal["teller", "console"] = "teller"
+
+
+class ChangePasswordBody(BaseModel):
+    """``POST /api/v1/auth/password``: the current password proves who asks."""
+
+    model_config = _Body
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    new_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+
+
+class PasswordResetBody(BaseModel):
+    """``POST /staff/v1/password-resets``: the customer user whose password is reset."""
+
+    model_config = _Body
+
+    username: str = Field(min_length=1, max_length=64)
+
+
+class ApprovalDecisionBody(BaseModel):
+    """``POST /staff/v1/approvals/{id}/approve`` or ``/reject``."""
+
+    model_config = _Body
+
+    reason: str | None = Field(default=None, max_length=200)
 
 
 class MfaBody(BaseModel):

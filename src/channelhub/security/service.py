@@ -32,10 +32,12 @@ from channelhub.security.errors import (
     LoginLocked,
     MfaNotEnrolled,
     OtpInvalid,
+    PasswordChangeRequired,
     PasswordRejected,
     TokenInvalid,
 )
 from channelhub.security.passwords import Passwords, password_problem
+from channelhub.security.rbac import permissions_of
 from channelhub.security.schemas import MfaRequired, SecurityConfig, TokenPair
 from channelhub.security.ssm import SoftwareSecurityModule
 from channelhub.security.tokens import (
@@ -287,6 +289,12 @@ class SecurityCenter:
                     source_address=source_address,
                 )
             raise ChannelNotAllowed(f"this user may not log in through {channel}")
+        if credential.must_change_password:
+            async with self.sessions() as session, session.begin():
+                await repository.clear_failures(session, key)
+            raise PasswordChangeRequired("the password was reset; change it before logging in")
+        if kind == "staff" and credential.totp_confirmed_at is None:
+            raise MfaNotEnrolled("staff log in with a second factor; none is enrolled")
         rehash = (
             await asyncio.to_thread(self.passwords.hash, password)
             if self.passwords.needs_rehash(credential.password_hash)
@@ -431,6 +439,7 @@ class SecurityCenter:
         if identity.branch_code is not None:
             extra["branch"] = identity.branch_code
         access = self._signer.issue(
+            scopes=permissions_of(identity.role) if identity.kind == "staff" else frozenset(),
             subject_kind=identity.kind,
             subject_id=str(identity.id),
             session_id=str(family),
@@ -652,6 +661,84 @@ class SecurityCenter:
         self.verifier.revoke([str(family)])
 
     # --- credentials ---
+
+    @staticmethod
+    def throttle_key(kind: str, username: str) -> str:
+        """Return the key failed logins of a username are counted under."""
+        return _throttle_key(kind, username)
+
+    async def end_sessions(
+        self,
+        session: AsyncSession,
+        kind: str,
+        subject_id: uuid.UUID,
+        *,
+        reason: str,
+        now: dt.datetime,
+    ) -> None:
+        """Revoke every live session of one identity (password changed or reset)."""
+        forget = now + dt.timedelta(seconds=self.config.access_token_seconds + 60)
+        families = await repository.revoke_subject_sessions(
+            session, kind, subject_id, reason=reason, now=now, forget_after=forget
+        )
+        self.verifier.revoke([str(family) for family in families])
+
+    async def change_password(
+        self,
+        *,
+        username: str,
+        password: str,
+        new_password: str,
+        kind: str = "customer",
+        channel: str | None = None,
+        source_address: str | None = None,
+    ) -> None:
+        """Change a password, proving the current one (a reset's temporary one included);
+        every session of the identity ends. Failures count towards the lockout like logins.
+
+        Raises:
+            LoginLocked, InvalidCredentials: as for a login.
+            PasswordRejected: the new password breaks the rules or repeats the old one.
+        """
+        now = utc_now()
+        key = _throttle_key(kind, username)
+        async with self.sessions() as session, session.begin():
+            throttle = await repository.throttle(session, key)
+            if throttle is not None and throttle.locked_until and throttle.locked_until > now:
+                retry = int((throttle.locked_until - now).total_seconds()) + 1
+                raise LoginLocked(
+                    "too many failed logins; try again later", details={"retry_after": retry}
+                )
+            identity = await cau.login_identity(session, kind, username)
+            credential = (
+                await repository.credential(session, kind, identity.id) if identity else None
+            )
+        stored = credential.password_hash if credential is not None else None
+        matches = await asyncio.to_thread(self.passwords.verify, stored, password)
+        if not matches or identity is None or credential is None or not identity.active:
+            await self._login_failed(key, kind, identity, channel or "web", source_address)
+            raise InvalidCredentials("the username or password is wrong")
+        if new_password == password:
+            raise PasswordRejected(
+                "the new password must differ from the current one",
+                details={"reason": "unchanged"},
+            )
+        async with self.sessions() as session, session.begin():
+            await self.set_password(
+                session, kind, identity.id, identity.username, new_password, now=now
+            )
+            await repository.clear_failures(session, key)
+            await self.end_sessions(session, kind, identity.id, reason="password_change", now=now)
+            await record_audit(
+                session,
+                action="password.change",
+                outcome="succeeded",
+                actor_kind=kind,
+                actor_id=identity.username,
+                channel=channel,
+                source_address=source_address,
+                now=now,
+            )
 
     async def set_password(
         self,

@@ -24,7 +24,14 @@ from channelhub.channels.rest.envelope import error_response
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
-from channelhub.security.schemas import LoginBody, LogoutBody, MfaBody, RefreshBody
+from channelhub.security.schemas import (
+    ChangePasswordBody,
+    LoginBody,
+    LogoutBody,
+    MfaBody,
+    RefreshBody,
+    StaffLoginBody,
+)
 from channelhub.security.service import SecurityCenter
 
 __all__ = ["auth_routes"]
@@ -104,6 +111,42 @@ async def login(request: Request) -> Response:
     return await _handle(request, run)
 
 
+async def staff_login(request: Request) -> Response:
+    """Staff password login; always answers ``{"mfa_required": true, "mfa_token"}``."""
+    security: SecurityCenter = request.app.state.security
+
+    async def run() -> Response:
+        body = await _body(request, StaffLoginBody)
+        answer = await security.login(
+            username=body.username,
+            password=body.password,
+            device_id=body.device_id,
+            channel=body.channel,
+            kind="staff",
+            source_address=_source(request),
+        )
+        return _json(answer.wire())
+
+    return await _handle(request, run)
+
+
+async def change_password(request: Request) -> Response:
+    """Change a customer user's password with the current (or temporary) one."""
+    security: SecurityCenter = request.app.state.security
+
+    async def run() -> Response:
+        body = await _body(request, ChangePasswordBody)
+        await security.change_password(
+            username=body.username,
+            password=body.password,
+            new_password=body.new_password,
+            source_address=_source(request),
+        )
+        return _json({"password_changed": True})
+
+    return await _handle(request, run)
+
+
 async def mfa(request: Request) -> Response:
     """The second factor of a login from a new device."""
     security: SecurityCenter = request.app.state.security
@@ -168,5 +211,10 @@ auth_routes = [
     Route("/api/v1/auth/mfa", mfa, methods=["POST"]),
     Route("/api/v1/auth/refresh", refresh, methods=["POST"]),
     Route("/api/v1/auth/logout", logout, methods=["POST"]),
+    Route("/api/v1/auth/password", change_password, methods=["POST"]),
+    Route("/staff/v1/auth/login", staff_login, methods=["POST"]),
+    Route("/staff/v1/auth/mfa", mfa, methods=["POST"]),
+    Route("/staff/v1/auth/refresh", refresh, methods=["POST"]),
+    Route("/staff/v1/auth/logout", logout, methods=["POST"]),
     Route("/.well-known/jwks.json", jwks, methods=["GET"]),
 ]
