@@ -168,6 +168,45 @@ def upgrade() -> None:
     op.create_index(
         "ix_approvals_status_requested_at", "approvals", ["status", "requested_at"]
     )
+    op.create_table(
+        "partner_apps",
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("secret_sealed", sa.String(length=512), nullable=False),
+        sa.Column("scopes", _json, nullable=False),
+        sa.Column("allowed_networks", _json, nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", _time(), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('active', 'suspended')", name=op.f("ck_partner_apps_status_known")
+        ),
+        sa.PrimaryKeyConstraint("client_id", name=op.f("pk_partner_apps")),
+    )
+    op.create_table(
+        "partner_nonces",
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("nonce", sa.String(length=128), nullable=False),
+        sa.Column("seen_at", _time(), nullable=False),
+        sa.PrimaryKeyConstraint("client_id", "nonce", name=op.f("pk_partner_nonces")),
+    )
+    op.create_index("ix_partner_nonces_seen_at", "partner_nonces", ["seen_at"])
+    op.create_table(
+        "consents",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("customer_id", sa.Uuid(), nullable=False),
+        sa.Column("granted_by", sa.Uuid(), nullable=False),
+        sa.Column("accounts", _json, nullable=False),
+        sa.Column("scopes", _json, nullable=False),
+        sa.Column("granted_at", _time(), nullable=False),
+        sa.Column("expires_at", _time(), nullable=False),
+        sa.Column("revoked_at", _time(), nullable=True),
+        sa.CheckConstraint(
+            "expires_at > granted_at", name=op.f("ck_consents_expires_after_grant")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consents")),
+    )
+    op.create_index("ix_consents_customer_id", "consents", ["customer_id"])
     _audit_append_only()
 
 
@@ -215,6 +254,11 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER audit_log_no_update")
         op.execute("DROP TRIGGER audit_log_no_delete")
+    op.drop_index("ix_consents_customer_id", table_name="consents")
+    op.drop_table("consents")
+    op.drop_index("ix_partner_nonces_seen_at", table_name="partner_nonces")
+    op.drop_table("partner_nonces")
+    op.drop_table("partner_apps")
     op.drop_index("ix_approvals_status_requested_at", table_name="approvals")
     op.drop_table("approvals")
     op.drop_index("ix_audit_log_actor", table_name="audit_log")

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from channelhub.channels import rest
+from channelhub.channels import openapi, rest
 from channelhub.config import Settings, load_settings
 from channelhub.kernel import lookup
 from channelhub.kit.ids import new_id
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *rest.routes,
             *rest.auth_routes,
+            *openapi.routes,
             *security_api.routes,
             *health.routes,
             *metrics.routes,

@@ -37,6 +37,8 @@ audit_app = typer.Typer(
 keys_app = typer.Typer(help="The keys access tokens are signed with.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+partner_app = typer.Typer(help="Partner apps on the open API.", no_args_is_help=True)
+app.add_typer(partner_app, name="partner")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(events_app, name="events")
 
@@ -232,13 +234,14 @@ async def _seed_demo(settings: Settings) -> None:
 
 
 async def _seed_identities(runtime: Any, bar: Progress) -> None:
-    from channelhub.demo.identities import DEMO_TOTP_SECRETS, seed_identities
+    from channelhub.demo.identities import DEMO_TOTP_SECRETS, seed_identities, seed_partner
     from channelhub.kit.clock import utc_now
 
     task = bar.add_task("demo passwords and TOTP", total=len(DEMO_TOTP_SECRETS))
     await seed_identities(
         runtime.sessions, runtime.security, now=utc_now(), advance=lambda n: bar.advance(task, n)
     )
+    await seed_partner(runtime.sessions, runtime.security, now=utc_now())
 
 
 #: How many generated customers ``channelhub demo`` adds to the named ones.
@@ -445,6 +448,52 @@ async def _rotate_key(settings: Settings) -> str:
         await runtime.security.start()
         kid: str = await runtime.security.rotate_key()
         return kid
+    finally:
+        await runtime.close()
+
+
+@partner_app.command("register")
+def partner_register(
+    client_id: Annotated[str, typer.Argument(help="The app's client id, e.g. budget-app.")],
+    name: Annotated[str, typer.Option(help="The app's name, as customers see it.")],
+    scope: Annotated[
+        list[str], typer.Option(help="A scope to grant (repeat): accounts:read, statements:read.")
+    ],
+    network: Annotated[list[str], typer.Option(help="A CIDR block calls may come from (repeat).")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register a partner app and print its client secret, once: it is stored sealed under
+    the master key and never shown again."""
+    if not 3 <= len(client_id) <= 64 or not client_id.replace("-", "").isalnum():
+        err.print("error: a client id has 3 to 64 letters, digits and hyphens")
+        raise typer.Exit(2)
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    try:
+        secret = _run(_register_partner(settings, client_id, name, scope, network))
+    except ValueError as error:
+        err.print(f"error: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"client id:     {client_id}", highlight=False)
+    out.print(f"client secret: {secret}", highlight=False)
+    out.print("Keep the secret now: it is not shown again.", highlight=False)
+
+
+async def _register_partner(
+    settings: Settings, client_id: str, name: str, scopes: list[str], networks: list[str]
+) -> str:
+    from sqlalchemy.exc import IntegrityError
+
+    from channelhub.runtime import Runtime
+    from channelhub.security.partners import register_app
+
+    runtime = _load_or_exit(lambda: Runtime.build(settings))
+    try:
+        secret: str = await register_app(
+            runtime.security, client_id=client_id, name=name, scopes=scopes, networks=networks
+        )
+        return secret
+    except IntegrityError:
+        raise ValueError(f"a partner app {client_id} is already registered") from None
     finally:
         await runtime.close()
 

@@ -39,7 +39,7 @@ __all__ = [
 
 
 #: The domain packages whose steps the built-in services use; they register on import.
-BUILTIN_STEPS = ("channelhub.ledger.steps", "channelhub.cau.steps")
+BUILTIN_STEPS = ("channelhub.ledger.steps", "channelhub.cau.steps", "channelhub.security.steps")
 
 
 def import_plugins(names: list[str]) -> None:

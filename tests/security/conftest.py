@@ -11,7 +11,7 @@ import pyotp
 import pytest
 
 from channelhub.config import Settings
-from channelhub.demo.identities import DEMO_TOTP_SECRETS, seed_identities
+from channelhub.demo.identities import DEMO_TOTP_SECRETS, seed_identities, seed_partner
 from channelhub.kit.clock import utc_now
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings, serving
@@ -69,6 +69,8 @@ async def secure_node(database_url: str, tmp_path: Path) -> AsyncIterator[Secure
     try:
         bank = await open_bank(runtime)
         await seed_identities(runtime.sessions, runtime.security, now=utc_now())
+        await runtime.security.start()
+        await seed_partner(runtime.sessions, runtime.security, now=utc_now())
     finally:
         await runtime.close()
     async with serving(settings) as base:

@@ -37,12 +37,14 @@ from channelhub.ledger import service as ledger
 from channelhub.ledger.schemas import Balance
 
 __all__ = [
+    "CUSTOMER_SCOPES",
     "LoginIdentity",
     "account_view",
     "acting_customer_id",
     "bind_device",
     "card_view",
     "change_card_status",
+    "consented",
     "customer_accounts",
     "customer_principal",
     "customer_profile",
@@ -66,6 +68,10 @@ log = get_logger(__name__)
 #: Which account statuses may send and receive money.
 USABLE = frozenset({"active"})
 
+#: What a customer's own login may do. A partner app acting for the customer gets only what
+#: the customer consented to, out of these.
+CUSTOMER_SCOPES = frozenset({"accounts:read", "statements:read"})
+
 
 def acting_customer_id(principal: Principal) -> uuid.UUID:
     """Return the customer a principal acts for.
@@ -75,9 +81,18 @@ def acting_customer_id(principal: Principal) -> uuid.UUID:
             channel, which names the customer).
     """
     customer = principal.attributes.get("customer_id")
-    if principal.kind is not PrincipalKind.CUSTOMER or not customer:
+    acting = principal.kind in (PrincipalKind.CUSTOMER, PrincipalKind.PARTNER)
+    if not acting or not customer:
         raise Forbidden("this service is for customers", details={"principal": principal.kind})
     return uuid.UUID(customer)
+
+
+def consented(principal: Principal, number: str) -> bool:
+    """Tell whether the principal may see this account of its customer: always for the
+    customer's own login, only the consented accounts for a partner app."""
+    if principal.kind is not PrincipalKind.PARTNER:
+        return True
+    return number in principal.attributes.get("consent_accounts", "").split(",")
 
 
 async def owned_account(session: AsyncSession, principal: Principal, number: str) -> Any:
@@ -103,7 +118,7 @@ def ensure_owned(
     Raises:
         NotYours: naming the object.
     """
-    if owner != customer_id:
+    if owner != customer_id or (kind == "account" and not consented(principal, key)):
         log.warning("object_access_denied", object=kind, principal=principal.label)
         raise NotYours(f"the {kind} is not one of yours", details={kind: key})
 
@@ -150,6 +165,7 @@ def account_view(row: Any, balance: Balance | None) -> dict[str, Any]:
 async def customer_accounts(session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
     """Return every account of the acting customer with its balances."""
     rows = await repository.accounts_of_customer(session, acting_customer_id(principal))
+    rows = [row for row in rows if consented(principal, row.number)]
     balances = await ledger.balances(session, [row.number for row in rows])
     return [account_view(row, balances.get(row.number)) for row in rows]
 
@@ -379,6 +395,7 @@ async def customer_principal(
         kind=PrincipalKind.CUSTOMER,
         id=str(user.id),
         auth_level=auth_level,
+        scopes=CUSTOMER_SCOPES,
         attributes={"customer_id": str(user.customer_id), "username": user.username},
     )
 

@@ -8,16 +8,32 @@ authenticator app and a script can compute codes. A second run changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from channelhub.cau import repository as cau_repository
 from channelhub.cau import service as cau
 from channelhub.demo.catalog import DEMO_CUSTOMERS, STAFF, demo_password
 from channelhub.security import repository as security_repository
+from channelhub.security.partners import PARTNER_SCOPES, register_app
 from channelhub.security.service import SecurityCenter
 
-__all__ = ["DEMO_TOTP_SECRETS", "demo_device", "seed_identities"]
+__all__ = [
+    "DEMO_CONSENT_ID",
+    "DEMO_PARTNER_ID",
+    "DEMO_PARTNER_SECRET",
+    "DEMO_TOTP_SECRETS",
+    "demo_device",
+    "seed_identities",
+    "seed_partner",
+]
+
+#: The demo partner app and the consent alice gave it for her CNY current account.
+DEMO_PARTNER_ID = "fintech-demo"
+DEMO_PARTNER_SECRET = "fintech-demo-secret-2026"  # noqa: S105  (the README prints it)
+DEMO_CONSENT_ID = uuid.UUID("0193a1de-0000-7000-8000-00000000c0de")
 
 #: username -> base32 TOTP secret (RFC 6238, SHA-1, 6 digits, 30 s).
 DEMO_TOTP_SECRETS = {
@@ -86,3 +102,44 @@ async def _identity(
     if kind == "customer":
         await cau.bind_device(session, identity.id, demo_device(username), now=now)
     return 1
+
+
+async def seed_partner(
+    sessions: async_sessionmaker[AsyncSession], security: SecurityCenter, *, now: dt.datetime
+) -> bool:
+    """Register the demo partner app (calls from this machine only) and alice's consent for
+    her CNY current account (balances and statements, 90 days); False if already there."""
+    async with sessions() as session:
+        if await security_repository.partner_app(session, DEMO_PARTNER_ID) is not None:
+            return False
+    await register_app(
+        security,
+        client_id=DEMO_PARTNER_ID,
+        name="Fintech Demo (budgeting app)",
+        scopes=sorted(PARTNER_SCOPES),
+        networks=["127.0.0.0/8", "::1/128"],
+        secret=DEMO_PARTNER_SECRET,
+    )
+    async with sessions() as session, session.begin():
+        alice = await cau.login_identity(session, "customer", "alice")
+        if alice is None or alice.customer_id is None:
+            raise LookupError("the demo customer alice was not seeded")
+        accounts = await cau_repository.accounts_of_customer(session, alice.customer_id)
+        current = [
+            a.number for a in accounts if a.currency == "CNY" and a.product_type == "current"
+        ]
+        await security_repository.insert_consent(
+            session,
+            {
+                "id": DEMO_CONSENT_ID,
+                "client_id": DEMO_PARTNER_ID,
+                "customer_id": alice.customer_id,
+                "granted_by": alice.id,
+                "accounts": current[:1],
+                "scopes": sorted(PARTNER_SCOPES),
+                "granted_at": now,
+                "expires_at": now + dt.timedelta(days=90),
+                "revoked_at": None,
+            },
+        )
+    return True

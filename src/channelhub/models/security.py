@@ -17,8 +17,11 @@ __all__ = [
     "Approval",
     "AuditRecord",
     "AuthChallenge",
+    "Consent",
     "Credential",
     "LoginThrottle",
+    "PartnerApp",
+    "PartnerNonce",
     "RefreshToken",
     "RevokedSession",
     "SigningKey",
@@ -205,3 +208,52 @@ class Approval(Base):
     decided_by_name: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[dt.datetime | None]
     reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class PartnerApp(Base):
+    """A partner's application on the open API: client credentials, scopes, addresses."""
+
+    __tablename__ = "partner_apps"
+    __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="status_known"),)
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: Sealed, not hashed: the server computes each request's HMAC with it.
+    secret_sealed: Mapped[str] = mapped_column(String(512))
+    scopes: Mapped[list[Any]]
+    #: CIDR blocks calls may come from; empty refuses every address.
+    allowed_networks: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime]
+
+
+class PartnerNonce(Base):
+    """A request nonce a partner used; the same nonce again is a replay."""
+
+    __tablename__ = "partner_nonces"
+    __table_args__ = (Index("ix_partner_nonces_seen_at", "seen_at"),)
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[dt.datetime]
+
+
+class Consent(Base):
+    """A customer's grant to a partner app: these accounts, these scopes, until then."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        Index("ix_consents_customer_id", "customer_id"),
+        CheckConstraint("expires_at > granted_at", name="expires_after_grant"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[uuid.UUID]
+    #: The customer user who granted it.
+    granted_by: Mapped[uuid.UUID]
+    accounts: Mapped[list[Any]]
+    scopes: Mapped[list[Any]]
+    granted_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]

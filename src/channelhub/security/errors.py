@@ -6,16 +6,21 @@ from __future__ import annotations
 from channelhub.kit.errors import ChannelhubError
 
 __all__ = [
+    "AddressNotAllowed",
     "ApprovalNotPending",
     "ChallengeInvalid",
     "ChannelNotAllowed",
+    "ConsentInvalid",
     "InvalidCredentials",
     "LoginLocked",
     "MfaNotEnrolled",
     "OtpInvalid",
     "PasswordChangeRequired",
     "PasswordRejected",
+    "RequestExpired",
+    "RequestReplayed",
     "SameApprover",
+    "SignatureInvalid",
     "TokenInvalid",
 ]
 
@@ -84,3 +89,33 @@ class PasswordChangeRequired(ChannelhubError):
     """The right password, but staff reset it: it must be changed before a login."""
 
     code = "PASSWORD_CHANGE_REQUIRED"
+
+
+class SignatureInvalid(ChannelhubError):
+    """A partner request's signature headers are missing or do not sign it."""
+
+    code = "SIGNATURE_INVALID"
+
+
+class RequestExpired(ChannelhubError):
+    """A partner request's timestamp is more than five minutes from the server's clock."""
+
+    code = "REQUEST_EXPIRED"
+
+
+class RequestReplayed(ChannelhubError):
+    """A partner request's nonce was used before."""
+
+    code = "REQUEST_REPLAYED"
+
+
+class AddressNotAllowed(ChannelhubError):
+    """A partner call from an address outside the app's allow-list."""
+
+    code = "ADDRESS_NOT_ALLOWED"
+
+
+class ConsentInvalid(ChannelhubError):
+    """No consent in force lets this app do this for this customer."""
+
+    code = "CONSENT_INVALID"

@@ -15,8 +15,11 @@ from channelhub.models import (
     Approval,
     AuditRecord,
     AuthChallenge,
+    Consent,
     Credential,
     LoginThrottle,
+    PartnerApp,
+    PartnerNonce,
     RefreshToken,
     RevokedSession,
     SigningKey,
@@ -30,20 +33,27 @@ __all__ = [
     "bump_challenge",
     "challenge_for_update",
     "clear_failures",
+    "consent",
+    "consents_of_customer",
     "credential",
     "decide_approval",
     "forget_revocations",
     "insert_approval",
     "insert_challenge",
+    "insert_consent",
     "insert_credential",
+    "insert_partner_app",
     "insert_refresh",
     "insert_signing_key",
     "last_audit",
     "lock_audit_chain",
+    "partner_app",
     "pending_approvals",
+    "prune_nonces",
     "record_failure",
     "refresh_for_update",
     "retire_signing_keys",
+    "revoke_consent",
     "revoke_family",
     "revoke_subject_sessions",
     "revoked_since",
@@ -53,6 +63,7 @@ __all__ = [
     "spend_challenge",
     "spend_refresh",
     "throttle",
+    "use_nonce",
 ]
 
 _credentials = cast(Table, Credential.__table__)
@@ -63,6 +74,9 @@ _revoked = cast(Table, RevokedSession.__table__)
 _keys = cast(Table, SigningKey.__table__)
 _audit = cast(Table, AuditRecord.__table__)
 _approvals = cast(Table, Approval.__table__)
+_apps = cast(Table, PartnerApp.__table__)
+_nonces = cast(Table, PartnerNonce.__table__)
+_consents = cast(Table, Consent.__table__)
 
 # An arbitrary constant: the advisory lock that serializes appends to the audit chain.
 _AUDIT_LOCK = 0x63686175  # "chau"
@@ -429,3 +443,59 @@ async def decide_approval(
             status=status, decided_by=by, decided_by_name=by_name, decided_at=now, reason=reason
         )
     )
+
+
+# --- partner apps, nonces and consents ---
+
+
+async def partner_app(session: AsyncSession, client_id: str) -> Any | None:
+    """Return a partner app."""
+    return (await session.execute(select(_apps).where(_apps.c.client_id == client_id))).first()
+
+
+async def insert_partner_app(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Register a partner app."""
+    await session.execute(insert(_apps), row)
+
+
+async def use_nonce(session: AsyncSession, client_id: str, nonce: str, now: dt.datetime) -> bool:
+    """Record a request nonce; False if the app used it before (a replay)."""
+    values = {"client_id": client_id, "nonce": nonce, "seen_at": now}
+    if _dialect(session) == "postgresql":
+        statement: Any = postgresql.insert(_nonces).on_conflict_do_nothing()
+    else:
+        statement = sqlite.insert(_nonces).on_conflict_do_nothing()
+    result = await session.execute(statement, values)
+    return bool(cast(Any, result).rowcount)
+
+
+async def prune_nonces(session: AsyncSession, before: dt.datetime) -> None:
+    """Forget nonces older than any timestamp still accepted."""
+    await session.execute(delete(_nonces).where(_nonces.c.seen_at < before))
+
+
+async def insert_consent(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Store a customer's consent."""
+    await session.execute(insert(_consents), row)
+
+
+async def consent(session: AsyncSession, consent_id: uuid.UUID) -> Any | None:
+    """Return one consent."""
+    query = select(_consents).where(_consents.c.id == consent_id)
+    return (await session.execute(query)).first()
+
+
+async def consents_of_customer(session: AsyncSession, customer_id: uuid.UUID) -> list[Any]:
+    """Return a customer's consents, newest first."""
+    c = _consents.c
+    query = select(_consents).where(c.customer_id == customer_id).order_by(c.granted_at.desc())
+    return list((await session.execute(query)).all())
+
+
+async def revoke_consent(session: AsyncSession, consent_id: uuid.UUID, now: dt.datetime) -> bool:
+    """Revoke a consent that is still in force; False if it was not."""
+    c = _consents.c
+    result = await session.execute(
+        update(_consents).where(c.id == consent_id, c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return bool(cast(Any, result).rowcount)

@@ -439,7 +439,9 @@ class SecurityCenter:
         if identity.branch_code is not None:
             extra["branch"] = identity.branch_code
         access = self._signer.issue(
-            scopes=permissions_of(identity.role) if identity.kind == "staff" else frozenset(),
+            scopes=(
+                permissions_of(identity.role) if identity.kind == "staff" else cau.CUSTOMER_SCOPES
+            ),
             subject_kind=identity.kind,
             subject_id=str(identity.id),
             session_id=str(family),
@@ -450,6 +452,24 @@ class SecurityCenter:
             now=now,
         )
         return TokenPair(access, refresh, self._signer.lifetime, level.value)
+
+    def issue_partner_token(
+        self, *, client_id: str, scopes: frozenset[str], now: dt.datetime
+    ) -> str:
+        """Return an access token for a partner app (client credentials: no refresh token;
+        the app asks again when it expires)."""
+        if self._signer is None:
+            raise RuntimeError("the security center was not started")
+        return self._signer.issue(
+            subject_kind="partner",
+            subject_id=client_id,
+            session_id=str(new_id()),
+            channel="partner",
+            auth_level=AuthLevel.NONE.value,
+            scopes=scopes,
+            extra={"usr": client_id},
+            now=now,
+        )
 
     async def complete_mfa(
         self, *, mfa_token: str, otp: str, source_address: str | None = None

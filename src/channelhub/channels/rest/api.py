@@ -23,12 +23,20 @@ from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
 from channelhub.security.service import SecurityCenter
 
-__all__ = ["Refused", "bearer_principal", "decode_json", "locale_of", "read_body", "routes"]
+__all__ = [
+    "IDEMPOTENCY_KEY",
+    "Refused",
+    "bearer_principal",
+    "decode_json",
+    "locale_of",
+    "read_body",
+    "routes",
+]
 
 log = get_logger(__name__)
 
 # Visible ASCII only: a key is echoed into logs and compared byte for byte.
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _REST_CHANNELS = ("mobile", "web")
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _OTP = re.compile(r"[0-9]{6}")
@@ -110,7 +118,7 @@ def _build_request(
     request: Request, payload: dict[str, object], principal: Principal | None
 ) -> TransactionRequest:
     key = request.headers.get("idempotency-key")
-    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise Refused(
             "IDEMPOTENCY_KEY_INVALID",
             "Idempotency-Key must be 1 to 128 visible ASCII characters",

@@ -1,0 +1,163 @@
+"""The partner channel: ``POST /oauth/token`` (client credentials) and
+``POST /open/v1/services/{service_id}``, every call signed (see docs/partners.md).
+
+The security center checks the token, the signature, the nonce, the address and the consent;
+this module turns the HTTP request into what it signs and the kernel's answer into the same
+envelope the REST channels use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from channelhub.channels.rest.api import (
+    IDEMPOTENCY_KEY,
+    Refused,
+    decode_json,
+    locale_of,
+    read_body,
+)
+from channelhub.channels.rest.envelope import error_response, result_response
+from channelhub.kernel import TransactionEngine, TransactionRequest
+from channelhub.kit.errors import ChannelhubError
+from channelhub.kit.ids import new_id
+from channelhub.kit.logging import get_logger
+from channelhub.security.partners import SignedRequest, client_token, partner_principal
+from channelhub.security.service import SecurityCenter
+
+__all__ = ["routes"]
+
+log = get_logger(__name__)
+
+_MAX_FORM = 4096
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _oauth_error(error: str, description: str, status: int) -> Response:
+    """An RFC 6749 §5.2 error answer."""
+    headers = dict(_NO_STORE)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="channelhub"'
+    return Response(
+        orjson.dumps({"error": error, "error_description": description}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if header is None or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    return (client_id, secret) if sep else None
+
+
+async def token(request: Request) -> Response:
+    """The OAuth 2 client-credentials grant (RFC 6749 §4.4), form-encoded, with the client's
+    credentials in HTTP Basic or in the form."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return _oauth_error("invalid_request", "send application/x-www-form-urlencoded", 400)
+    try:
+        raw = await read_body(request, _MAX_FORM)
+        form = dict(parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False))
+    except (Refused, UnicodeDecodeError):
+        return _oauth_error("invalid_request", "the form is too large or malformed", 400)
+    except ClientDisconnect:
+        return Response(status_code=499)
+    if form.get("grant_type") != "client_credentials":
+        return _oauth_error("unsupported_grant_type", "only client_credentials is offered", 400)
+    credentials = _basic_credentials(request.headers.get("authorization")) or (
+        form.get("client_id", ""),
+        form.get("client_secret", ""),
+    )
+    if not credentials[0] or not credentials[1] or len(credentials[1]) > 256:
+        return _oauth_error("invalid_client", "client authentication failed", 401)
+    security: SecurityCenter = request.app.state.security
+    try:
+        answer = await client_token(
+            security,
+            client_id=credentials[0],
+            client_secret=credentials[1],
+            scope=form.get("scope"),
+            source_address=request.client.host if request.client else None,
+        )
+    except ValueError:
+        return _oauth_error("invalid_scope", "a requested scope is not granted to this app", 400)
+    except ChannelhubError as error:
+        if error.code == "ADDRESS_NOT_ALLOWED":
+            return _oauth_error("unauthorized_client", "calls from this address are refused", 403)
+        return _oauth_error("invalid_client", "client authentication failed", 401)
+    return Response(orjson.dumps(answer), media_type="application/json", headers=_NO_STORE)
+
+
+async def invoke_service(request: Request) -> Response:
+    """Run one signed partner call through the kernel."""
+    locale = locale_of(request.headers.get("accept-language"))
+    security: SecurityCenter = request.app.state.security
+    try:
+        body = await read_body(request, request.app.state.max_body_bytes)
+        header = request.headers.get("authorization", "")
+        scheme, _, bearer = header.partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip() or len(bearer) > 4096:
+            raise Refused("TOKEN_INVALID", "send the app's access token as a bearer token")
+        key = request.headers.get("idempotency-key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            raise Refused(
+                "IDEMPOTENCY_KEY_INVALID",
+                "Idempotency-Key must be 1 to 128 visible ASCII characters",
+                field="Idempotency-Key",
+            )
+        signed = SignedRequest(
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            body=body,
+            client_id=request.headers.get("x-client-id"),
+            timestamp=request.headers.get("x-timestamp"),
+            nonce=request.headers.get("x-nonce"),
+            signature=request.headers.get("x-signature"),
+            source_address=request.client.host if request.client else None,
+            consent_id=request.headers.get("x-consent-id"),
+        )
+        try:
+            principal = await partner_principal(security, bearer.strip(), signed)
+        except ChannelhubError as error:
+            raise Refused(error.code, error.message) from None
+        transaction = TransactionRequest(
+            service_id=request.path_params["service_id"],
+            channel="partner",
+            principal=principal,
+            payload=decode_json(request, body),
+            idempotency_key=key,
+            source_address=signed.source_address,
+            locale=locale,
+        )
+    except Refused as refusal:
+        refusal_id = new_id()
+        log.info("partner_request_refused", txn_id=str(refusal_id), code=refusal.code)
+        return error_response(
+            refusal_id, refusal.code, refusal.message, locale=locale, details=refusal.details
+        )
+    except ClientDisconnect:
+        return Response(status_code=499)
+    engine: TransactionEngine = request.app.state.engine
+    return result_response(await engine.execute(transaction))
+
+
+routes = [
+    Route("/oauth/token", token, methods=["POST"]),
+    Route("/open/v1/services/{service_id}", invoke_service, methods=["POST"]),
+]
