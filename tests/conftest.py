@@ -29,6 +29,7 @@ PLUGIN = "tests.support.flow_steps"
 #: Every table, so that a delete never breaks a foreign key: referencing tables first.
 #: The audit log is left alone: it is append-only, in the database too.
 TABLES_CHILDREN_FIRST = (
+    "terminals",
     "consents",
     "partner_nonces",
     "partner_apps",

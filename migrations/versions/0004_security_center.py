@@ -207,6 +207,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consents")),
     )
     op.create_index("ix_consents_customer_id", "consents", ["customer_id"])
+    op.create_table(
+        "terminals",
+        sa.Column("terminal_id", sa.String(length=8), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("merchant_id", sa.String(length=15), nullable=True),
+        sa.Column("branch_code", sa.String(length=8), nullable=True),
+        sa.Column("location", sa.String(length=200), nullable=False),
+        sa.Column("pin_key_sealed", sa.String(length=256), nullable=False),
+        sa.Column("pin_key_check", sa.String(length=6), nullable=False),
+        sa.Column("mac_key_sealed", sa.String(length=256), nullable=False),
+        sa.Column("mac_key_check", sa.String(length=6), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", _time(), nullable=False),
+        sa.CheckConstraint("kind IN ('atm', 'pos')", name=op.f("ck_terminals_kind_known")),
+        sa.CheckConstraint(
+            "status IN ('active', 'suspended')", name=op.f("ck_terminals_status_known")
+        ),
+        sa.PrimaryKeyConstraint("terminal_id", name=op.f("pk_terminals")),
+    )
     _audit_append_only()
 
 
@@ -254,6 +273,7 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER audit_log_no_update")
         op.execute("DROP TRIGGER audit_log_no_delete")
+    op.drop_table("terminals")
     op.drop_index("ix_consents_customer_id", table_name="consents")
     op.drop_table("consents")
     op.drop_index("ix_partner_nonces_seen_at", table_name="partner_nonces")

@@ -39,6 +39,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 partner_app = typer.Typer(help="Partner apps on the open API.", no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
+terminal_app = typer.Typer(help="ATM and POS terminals and their keys.", no_args_is_help=True)
+app.add_typer(terminal_app, name="terminal")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(events_app, name="events")
 
@@ -234,7 +236,12 @@ async def _seed_demo(settings: Settings) -> None:
 
 
 async def _seed_identities(runtime: Any, bar: Progress) -> None:
-    from channelhub.demo.identities import DEMO_TOTP_SECRETS, seed_identities, seed_partner
+    from channelhub.demo.identities import (
+        DEMO_TOTP_SECRETS,
+        seed_identities,
+        seed_partner,
+        seed_terminals,
+    )
     from channelhub.kit.clock import utc_now
 
     task = bar.add_task("demo passwords and TOTP", total=len(DEMO_TOTP_SECRETS))
@@ -242,6 +249,7 @@ async def _seed_identities(runtime: Any, bar: Progress) -> None:
         runtime.sessions, runtime.security, now=utc_now(), advance=lambda n: bar.advance(task, n)
     )
     await seed_partner(runtime.sessions, runtime.security, now=utc_now())
+    await seed_terminals(runtime.sessions, runtime.security)
 
 
 #: How many generated customers ``channelhub demo`` adds to the named ones.
@@ -494,6 +502,58 @@ async def _register_partner(
         return secret
     except IntegrityError:
         raise ValueError(f"a partner app {client_id} is already registered") from None
+    finally:
+        await runtime.close()
+
+
+@terminal_app.command("register")
+def terminal_register(
+    terminal_id: Annotated[str, typer.Argument(help="8 letters or digits (ISO 8583 field 41).")],
+    kind: Annotated[str, typer.Option(help="atm or pos.")],
+    location: Annotated[str, typer.Option(help="Where the terminal stands.")],
+    branch: Annotated[str | None, typer.Option(help="The branch an ATM belongs to.")] = None,
+    merchant: Annotated[str | None, typer.Option(help="A POS terminal's merchant id.")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register a terminal with new random PIN and MAC keys, and print them once (with their
+    check values) to be loaded into it; they are stored sealed under the master key."""
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    try:
+        keys = _run(_register_terminal(settings, terminal_id, kind, location, branch, merchant))
+    except ValueError as error:
+        err.print(f"error: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"terminal: {keys.terminal_id}", highlight=False)
+    out.print(f"PIN key:  {keys.pin_key}  (check value {keys.pin_key_check})", highlight=False)
+    out.print(f"MAC key:  {keys.mac_key}  (check value {keys.mac_key_check})", highlight=False)
+    out.print("Load the keys into the terminal now: they are not shown again.", highlight=False)
+
+
+async def _register_terminal(
+    settings: Settings,
+    terminal_id: str,
+    kind: str,
+    location: str,
+    branch: str | None,
+    merchant: str | None,
+) -> Any:
+    from sqlalchemy.exc import IntegrityError
+
+    from channelhub.runtime import Runtime
+    from channelhub.security.terminals import register_terminal
+
+    runtime = _load_or_exit(lambda: Runtime.build(settings))
+    try:
+        return await register_terminal(
+            runtime.security,
+            terminal_id=terminal_id,
+            kind=kind,
+            location=location,
+            branch_code=branch,
+            merchant_id=merchant,
+        )
+    except IntegrityError:
+        raise ValueError(f"a terminal {terminal_id} is already registered") from None
     finally:
         await runtime.close()
 

@@ -19,6 +19,7 @@ from channelhub.demo.catalog import DEMO_CUSTOMERS, STAFF, demo_password
 from channelhub.security import repository as security_repository
 from channelhub.security.partners import PARTNER_SCOPES, register_app
 from channelhub.security.service import SecurityCenter
+from channelhub.security.terminals import register_terminal, terminal
 
 __all__ = [
     "DEMO_CONSENT_ID",
@@ -28,7 +29,17 @@ __all__ = [
     "demo_device",
     "seed_identities",
     "seed_partner",
+    "seed_terminals",
 ]
+
+#: The demo's ATM and POS terminal and their keys (double-length triple DES, hex), which
+#: the README prints so that a terminal simulator can load them.
+DEMO_TERMINALS = (
+    ("ATM00001", "atm", "Head Office lobby, Shanghai", "0101", None),
+    ("POS00001", "pos", "Coffee shop, Pudong", None, "DEMOMERCHANT001"),
+)
+DEMO_PIN_KEY = "0123456789ABCDEFFEDCBA9876543210"
+DEMO_MAC_KEY = "89ABCDEF01234567FEDCBA9876543210"
 
 #: The demo partner app and the consent alice gave it for her CNY current account.
 DEMO_PARTNER_ID = "fintech-demo"
@@ -143,3 +154,26 @@ async def seed_partner(
             },
         )
     return True
+
+
+async def seed_terminals(
+    sessions: async_sessionmaker[AsyncSession], security: SecurityCenter
+) -> int:
+    """Register the demo terminals with the demo keys; return how many were new."""
+    added = 0
+    for terminal_id, kind, location, branch, merchant in DEMO_TERMINALS:
+        async with sessions() as session:
+            if await terminal(session, terminal_id) is not None:
+                continue
+        await register_terminal(
+            security,
+            terminal_id=terminal_id,
+            kind=kind,
+            location=location,
+            branch_code=branch,
+            merchant_id=merchant,
+            pin_key=bytes.fromhex(DEMO_PIN_KEY),
+            mac_key=bytes.fromhex(DEMO_MAC_KEY),
+        )
+        added += 1
+    return added

@@ -21,6 +21,7 @@ from channelhub.models.security import (
     RefreshToken,
     RevokedSession,
     SigningKey,
+    Terminal,
 )
 
 __all__ = [
@@ -55,5 +56,6 @@ __all__ = [
     "RevokedSession",
     "SigningKey",
     "StaffMember",
+    "Terminal",
     "UserDevice",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "RefreshToken",
     "RevokedSession",
     "SigningKey",
+    "Terminal",
 ]
 
 #: Who can hold a credential: a customer user or a staff member.
@@ -257,3 +258,27 @@ class Consent(Base):
     granted_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class Terminal(Base):
+    """A registered ATM or POS terminal and its keys, sealed by the security module."""
+
+    __tablename__ = "terminals"
+    __table_args__ = (
+        CheckConstraint("kind IN ('atm', 'pos')", name="kind_known"),
+        CheckConstraint("status IN ('active', 'suspended')", name="status_known"),
+    )
+
+    #: ISO 8583 field 41 (card acceptor terminal identification), 8 characters.
+    terminal_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    #: Field 42 (card acceptor identification), up to 15 characters.
+    merchant_id: Mapped[str | None] = mapped_column(String(15))
+    branch_code: Mapped[str | None] = mapped_column(String(8))
+    location: Mapped[str] = mapped_column(String(200))
+    pin_key_sealed: Mapped[str] = mapped_column(String(256))
+    pin_key_check: Mapped[str] = mapped_column(String(6))
+    mac_key_sealed: Mapped[str] = mapped_column(String(256))
+    mac_key_check: Mapped[str] = mapped_column(String(6))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime]

@@ -23,7 +23,9 @@ from channelhub.models import (
     RefreshToken,
     RevokedSession,
     SigningKey,
+    Terminal,
 )
+from channelhub.security.signing import MAX_SKEW_SECONDS
 
 __all__ = [
     "accept_totp_step",
@@ -45,6 +47,7 @@ __all__ = [
     "insert_partner_app",
     "insert_refresh",
     "insert_signing_key",
+    "insert_terminal",
     "last_audit",
     "lock_audit_chain",
     "partner_app",
@@ -62,6 +65,7 @@ __all__ = [
     "signing_keys",
     "spend_challenge",
     "spend_refresh",
+    "terminal",
     "throttle",
     "use_nonce",
 ]
@@ -77,6 +81,7 @@ _approvals = cast(Table, Approval.__table__)
 _apps = cast(Table, PartnerApp.__table__)
 _nonces = cast(Table, PartnerNonce.__table__)
 _consents = cast(Table, Consent.__table__)
+_terminals = cast(Table, Terminal.__table__)
 
 # An arbitrary constant: the advisory lock that serializes appends to the audit chain.
 _AUDIT_LOCK = 0x63686175  # "chau"
@@ -335,6 +340,8 @@ async def forget_revocations(session: AsyncSession, now: dt.datetime) -> None:
     await session.execute(delete(_revoked).where(_revoked.c.forget_after <= now))
     await session.execute(delete(_refresh).where(_refresh.c.expires_at <= now))
     await session.execute(delete(_challenges).where(_challenges.c.expires_at <= now))
+    # A nonce older than twice the allowed clock skew can only come with a refused timestamp.
+    await prune_nonces(session, now - dt.timedelta(seconds=2 * MAX_SKEW_SECONDS))
 
 
 # --- signing keys ---
@@ -499,3 +506,17 @@ async def revoke_consent(session: AsyncSession, consent_id: uuid.UUID, now: dt.d
         update(_consents).where(c.id == consent_id, c.revoked_at.is_(None)).values(revoked_at=now)
     )
     return bool(cast(Any, result).rowcount)
+
+
+# --- terminals ---
+
+
+async def insert_terminal(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Register a terminal."""
+    await session.execute(insert(_terminals), row)
+
+
+async def terminal(session: AsyncSession, terminal_id: str) -> Any | None:
+    """Return a registered terminal."""
+    query = select(_terminals).where(_terminals.c.terminal_id == terminal_id)
+    return (await session.execute(query)).first()

@@ -10,14 +10,24 @@ module can replace it.
 from __future__ import annotations
 
 import base64
+import hmac
 import os
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["SealError", "SoftwareSecurityModule"]
+__all__ = [
+    "SealError",
+    "SoftwareSecurityModule",
+    "check_value",
+    "clear_pin_block",
+    "retail_mac",
+]
 
 _VERSION = "v1"
 _NONCE_BYTES = 12
@@ -60,3 +70,86 @@ class SoftwareSecurityModule:
             return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.encode())
         except (InvalidTag, ValueError):
             raise SealError("the sealed value does not open") from None
+
+    # --- terminal keys: what a payment HSM does for an ATM or POS terminal ---
+
+    def new_terminal_key(self, purpose: str) -> tuple[str, str]:
+        """Make a double-length triple-DES key; return it sealed, and its check value."""
+        key = os.urandom(16)
+        return self.seal(key, purpose), check_value(key)
+
+    def pin_matches(
+        self,
+        sealed_pin_key: str,
+        purpose: str,
+        pin_block: str,
+        pan: str,
+        check: Callable[[str], bool],
+    ) -> bool:
+        """Decrypt an ISO 9564 format 0 PIN block under the terminal's PIN key and hand the
+        PIN to ``check`` (which compares it with the card's verifier); the clear PIN never
+        leaves this method. A malformed block is a wrong PIN."""
+        try:
+            raw = bytes.fromhex(pin_block)
+        except ValueError:
+            return False
+        if len(raw) != 8:
+            return False
+        key = self.open(sealed_pin_key, purpose)
+        clear = _des(key, raw, decrypt=True)
+        pin = clear_pin_block(clear, pan)
+        return pin is not None and check(pin)
+
+    def mac_matches(self, sealed_mac_key: str, purpose: str, data: bytes, mac: str) -> bool:
+        """Tell, in constant time, whether ``mac`` (16 hex digits) is the retail MAC of
+        ``data`` under the terminal's MAC key."""
+        key = self.open(sealed_mac_key, purpose)
+        return hmac.compare_digest(retail_mac(key, data).upper(), mac.upper())
+
+    def mac(self, sealed_mac_key: str, purpose: str, data: bytes) -> str:
+        """Return the retail MAC of ``data`` under the terminal's MAC key (for answers)."""
+        return retail_mac(self.open(sealed_mac_key, purpose), data)
+
+
+def _des(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
+    """One block through single DES (8-byte key) or two-key triple DES (16-byte key)."""
+    full = key * 3 if len(key) == 8 else key + key[:8] if len(key) == 16 else key
+    cipher = Cipher(TripleDES(full), modes.ECB())  # noqa: S305  (single blocks, by design)
+    worker = cipher.decryptor() if decrypt else cipher.encryptor()
+    return worker.update(block) + worker.finalize()
+
+
+def check_value(key: bytes) -> str:
+    """Return a key's check value: the first 6 hex digits of zeros encrypted under it."""
+    return _des(key, bytes(8)).hex().upper()[:6]
+
+
+def retail_mac(key: bytes, data: bytes) -> str:
+    """ISO 9797-1 MAC algorithm 3 with padding method 1 (ANSI X9.19, the retail MAC): single
+    DES CBC under the key's left half, the last block then decrypted under the right half and
+    encrypted again under the left; 16 hex digits."""
+    if len(key) != 16:
+        raise ValueError("the retail MAC needs a double-length key")
+    left, right = key[:8], key[8:]
+    padded = data + bytes(-len(data) % 8) if data else bytes(8)
+    state = bytes(8)
+    for offset in range(0, len(padded), 8):
+        block = bytes(a ^ b for a, b in zip(state, padded[offset : offset + 8], strict=True))
+        state = _des(left, block)
+    state = _des(left, _des(right, state, decrypt=True))
+    return state.hex().upper()
+
+
+def clear_pin_block(block: bytes, pan: str) -> str | None:
+    """Return the PIN of a clear ISO 9564 format 0 block for ``pan``, or None if malformed."""
+    if len(pan) < 13 or not pan.isdigit():
+        return None
+    pan_field = bytes.fromhex("0000" + pan[-13:-1])
+    field = bytes(a ^ b for a, b in zip(block, pan_field, strict=True)).hex().upper()
+    length = int(field[1], 16)
+    if field[0] != "0" or not 4 <= length <= 12:
+        return None
+    pin, filler = field[2 : 2 + length], field[2 + length :]
+    if not pin.isdigit() or filler != "F" * len(filler):
+        return None
+    return pin
