@@ -165,9 +165,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_approvals")),
     )
-    op.create_index(
-        "ix_approvals_status_requested_at", "approvals", ["status", "requested_at"]
-    )
+    op.create_index("ix_approvals_status_requested_at", "approvals", ["status", "requested_at"])
     op.create_table(
         "partner_apps",
         sa.Column("client_id", sa.String(length=64), nullable=False),
@@ -201,9 +199,7 @@ def upgrade() -> None:
         sa.Column("granted_at", _time(), nullable=False),
         sa.Column("expires_at", _time(), nullable=False),
         sa.Column("revoked_at", _time(), nullable=True),
-        sa.CheckConstraint(
-            "expires_at > granted_at", name=op.f("ck_consents_expires_after_grant")
-        ),
+        sa.CheckConstraint("expires_at > granted_at", name=op.f("ck_consents_expires_after_grant")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consents")),
     )
     op.create_index("ix_consents_customer_id", "consents", ["customer_id"])

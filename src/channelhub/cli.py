@@ -559,6 +559,13 @@ async def _register_terminal(
 
 
 def _demo_banner(base: str, settings: Settings) -> str:
+    from channelhub.demo.catalog import demo_password
+    from channelhub.demo.identities import DEMO_PARTNER_ID, DEMO_PARTNER_SECRET, DEMO_TOTP_SECRETS
+
+    identities = [
+        f"    {name:<10} password {demo_password(name):<20} TOTP secret {secret}"
+        for name, secret in DEMO_TOTP_SECRETS.items()
+    ]
     return "\n".join(
         [
             "",
@@ -573,6 +580,11 @@ def _demo_banner(base: str, settings: Settings) -> str:
             + (
                 f" (with --data-dir {settings.data_dir})" if str(settings.data_dir) != "var" else ""
             ),
+            f"  login         POST {base}/api/v1/auth/login (customers), "
+            f"{base}/staff/v1/auth/login (staff)",
+            "  identities (TOTP: SHA-1, 6 digits, 30 s; customers' bound device: <username>-phone)",
+            *identities,
+            f"  partner app   {DEMO_PARTNER_ID} / {DEMO_PARTNER_SECRET}  (docs/partners.md)",
             "",
         ]
     )

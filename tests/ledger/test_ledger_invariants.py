@@ -188,7 +188,9 @@ async def test_concurrent_transfers_keep_the_total_and_the_floors(runtime: Runti
     transfers = []
     for _ in range(200):
         source, target = rng.sample(numbers, 2)
-        amount = Money(rng.randrange(100, 6_000_000), "CNY").to_decimal_string()
+        # Up to 5,000.00: above that, transfer.internal asks for a step-up code (one per
+        # 30 s per customer), which is not what this test is about.
+        amount = Money(rng.randrange(100, 500_001), "CNY").to_decimal_string()
         transfers.append((owners[source], source, target, amount))
     results = await asyncio.gather(
         *(

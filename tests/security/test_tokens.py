@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import text
 
+from channelhub.cau.service import CUSTOMER_SCOPES
 from channelhub.kit.clock import utc_now
 from channelhub.kit.db import create_engine
 from channelhub.runtime import master_key
@@ -108,6 +109,7 @@ async def test_the_real_token_works_and_every_forgery_is_refused(
             session_id=str(payload["sid"]),
             channel="mobile",
             auth_level="mfa",
+            scopes=CUSTOMER_SCOPES,
             extra=extra,
             now=at,
         )

@@ -98,7 +98,8 @@ def test_argon2id_hashes_verify_and_unknown_users_never_do() -> None:
 def test_sealed_secrets_open_only_under_their_key_and_purpose(secret: bytes, purpose: str) -> None:
     ssm = SoftwareSecurityModule(b"k" * 32)
     sealed = ssm.seal(secret, purpose)
-    assert secret.hex() not in sealed or not secret
+    if len(secret) >= 16:  # a short value may turn up in base64 text by chance
+        assert secret not in sealed.encode()
     assert ssm.open(sealed, purpose) == secret
     with pytest.raises(SealError):
         ssm.open(sealed, purpose + "x")
