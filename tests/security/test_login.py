@@ -4,6 +4,7 @@ that never tell whether a username exists."""
 from __future__ import annotations
 
 import aiohttp
+import pyotp
 import pytest
 from sqlalchemy import text
 
@@ -232,3 +233,45 @@ async def test_oversized_and_non_json_logins_are_refused(
         headers={"Content-Type": "application/json"},
     ) as answer:
         assert answer.status == 400
+
+
+async def test_a_customer_enrols_totp_with_a_provisioning_uri(
+    secure_node: SecureNode, http: aiohttp.ClientSession
+) -> None:
+    engine = create_engine(secure_node.settings.database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE credentials SET totp_sealed = NULL, totp_confirmed_at = NULL, "
+                    "totp_last_step = NULL"
+                )
+            )
+    finally:
+        await engine.dispose()
+    # No second factor yet: a new device logs in with the password alone.
+    status, tokens = await login(http, secure_node, "bob", device="bob-laptop")
+    assert status == 200, tokens
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    async with http.post(secure_node.url("/api/v1/auth/totp/enroll"), headers=bearer) as answer:
+        enrolment = await answer.json()
+    assert answer.status == 200, enrolment
+    secret = enrolment["secret"]
+    assert enrolment["provisioning_uri"].startswith("otpauth://totp/")
+    assert f"secret={secret}" in enrolment["provisioning_uri"]
+
+    code = pyotp.TOTP(secret).now()
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for otp_code, status_code in ((wrong, 401), ("12345", 400), (code, 200)):
+        async with http.post(
+            secure_node.url("/api/v1/auth/totp/confirm"), json={"otp": otp_code}, headers=bearer
+        ) as answer:
+            assert answer.status == status_code, await answer.text()
+    async with http.post(secure_node.url("/api/v1/auth/totp/enroll"), headers=bearer) as answer:
+        assert answer.status == 403  # enrolled: no silent replacement
+    async with http.post(secure_node.url("/api/v1/auth/totp/enroll")) as answer:
+        assert answer.status == 401
+    # From now on a new device needs the code.
+    status, body = await login(http, secure_node, "bob", device="bob-other-laptop")
+    assert body.get("mfa_required") is True, body

@@ -21,6 +21,7 @@ __all__ = [
     "SecurityConfig",
     "StaffLoginBody",
     "TokenPair",
+    "TotpConfirmBody",
 ]
 
 _Body = ConfigDict(extra="forbid", str_strip_whitespace=False)
@@ -81,6 +82,14 @@ class MfaBody(BaseModel):
     model_config = _Body
 
     mfa_token: str = Field(min_length=16, max_length=128, pattern=_VISIBLE)
+    otp: str = Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")
+
+
+class TotpConfirmBody(BaseModel):
+    """``POST /api/v1/auth/totp/confirm``: the first code of a new authenticator."""
+
+    model_config = _Body
+
     otp: str = Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channelhub.cau import service as cau
+from channelhub.kernel.errors import Forbidden
 from channelhub.kernel.model import AuthLevel, Principal, PrincipalKind
 from channelhub.kit.clock import utc_now
 from channelhub.kit.ids import new_id
@@ -805,6 +806,83 @@ class SecurityCenter:
             await repository.set_password(
                 session, existing.id, hashed, must_change=must_change, now=now
             )
+
+    async def enroll_totp(self, principal: Principal) -> dict[str, str]:
+        """Start a customer's TOTP enrolment: a new secret, pending until a first code confirms
+        it; return the secret and its ``otpauth://`` provisioning URI (shown this once).
+
+        Raises:
+            Forbidden: not a logged-in customer, or a second factor is already confirmed.
+            MfaNotEnrolled: the identity has no credential.
+        """
+        subject = self._customer_subject(principal)
+        secret, now = totp.new_secret(), utc_now()
+        async with self.sessions() as session, session.begin():
+            credential = await repository.credential(session, "customer", subject)
+            if credential is not None and credential.totp_confirmed_at is not None:
+                raise Forbidden("a second factor is already enrolled")
+            await self.set_totp_secret(
+                session, "customer", subject, secret, confirmed=False, now=now
+            )
+            await record_audit(
+                session,
+                action="totp.enroll",
+                outcome="pending",
+                actor_kind="customer",
+                actor_id=principal.attributes.get("username"),
+                channel=principal.attributes.get("channel"),
+                now=now,
+            )
+        uri = totp.provisioning_uri(
+            secret, account=principal.attributes.get("username", ""), issuer=self.config.totp_issuer
+        )
+        return {"secret": secret, "provisioning_uri": uri}
+
+    async def confirm_totp(self, principal: Principal, otp: str) -> None:
+        """Confirm a pending TOTP enrolment with a first code from the authenticator.
+
+        Raises:
+            MfaNotEnrolled: no enrolment is pending.
+            OtpInvalid: the code is wrong.
+        """
+        subject, now = self._customer_subject(principal), utc_now()
+        async with self.sessions() as session:
+            async with session.begin():
+                credential = await repository.credential(
+                    session, "customer", subject, for_update=True
+                )
+                if credential is None or credential.totp_sealed is None:
+                    raise MfaNotEnrolled("no enrolment is pending")
+                if credential.totp_confirmed_at is not None:
+                    raise Forbidden("a second factor is already enrolled")
+                secret = self.ssm.open(credential.totp_sealed, _TOTP_PURPOSE).decode()
+                step = totp.matching_step(
+                    secret, otp, now=now, last_step=None, drift=self.config.totp_drift_steps
+                )
+                confirmed = step is not None and await repository.accept_totp_step(
+                    session, credential.id, step
+                )
+                if confirmed:
+                    await repository.set_totp(
+                        session, credential.id, credential.totp_sealed, confirmed_at=now, now=now
+                    )
+                await record_audit(
+                    session,
+                    action="totp.confirm",
+                    outcome="succeeded" if confirmed else "failed",
+                    actor_kind="customer",
+                    actor_id=principal.attributes.get("username"),
+                    channel=principal.attributes.get("channel"),
+                    now=now,
+                )
+            if not confirmed:
+                raise OtpInvalid("the one-time code is wrong or expired")
+
+    @staticmethod
+    def _customer_subject(principal: Principal) -> uuid.UUID:
+        if principal.kind is not PrincipalKind.CUSTOMER or principal.id is None:
+            raise Forbidden("log in as a customer first")
+        return uuid.UUID(principal.id)
 
     async def set_totp_secret(
         self,

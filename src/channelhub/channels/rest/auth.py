@@ -31,6 +31,7 @@ from channelhub.security.schemas import (
     MfaBody,
     RefreshBody,
     StaffLoginBody,
+    TotpConfirmBody,
 )
 from channelhub.security.service import SecurityCenter
 
@@ -147,6 +148,34 @@ async def change_password(request: Request) -> Response:
     return await _handle(request, run)
 
 
+async def totp_enroll(request: Request) -> Response:
+    """Start the logged-in customer's TOTP enrolment; answers the secret and its URI once."""
+    security: SecurityCenter = request.app.state.security
+
+    async def run() -> Response:
+        principal = await bearer_principal(request)
+        if principal is None:
+            raise Refused("UNAUTHENTICATED", "log in first")
+        return _json(await security.enroll_totp(principal))
+
+    return await _handle(request, run)
+
+
+async def totp_confirm(request: Request) -> Response:
+    """Confirm the pending enrolment with a first code: ``{"otp"}``."""
+    security: SecurityCenter = request.app.state.security
+
+    async def run() -> Response:
+        principal = await bearer_principal(request)
+        if principal is None:
+            raise Refused("UNAUTHENTICATED", "log in first")
+        body = await _body(request, TotpConfirmBody)
+        await security.confirm_totp(principal, body.otp)
+        return _json({"totp_enrolled": True})
+
+    return await _handle(request, run)
+
+
 async def mfa(request: Request) -> Response:
     """The second factor of a login from a new device."""
     security: SecurityCenter = request.app.state.security
@@ -212,6 +241,8 @@ auth_routes = [
     Route("/api/v1/auth/refresh", refresh, methods=["POST"]),
     Route("/api/v1/auth/logout", logout, methods=["POST"]),
     Route("/api/v1/auth/password", change_password, methods=["POST"]),
+    Route("/api/v1/auth/totp/enroll", totp_enroll, methods=["POST"]),
+    Route("/api/v1/auth/totp/confirm", totp_confirm, methods=["POST"]),
     Route("/staff/v1/auth/login", staff_login, methods=["POST"]),
     Route("/staff/v1/auth/mfa", mfa, methods=["POST"]),
     Route("/staff/v1/auth/refresh", refresh, methods=["POST"]),
