@@ -249,35 +249,9 @@ class SecurityCenter:
             ChannelNotAllowed: the right password, through a channel the user may not use.
         """
         now = utc_now()
-        key = _throttle_key(kind, username)
-        async with self.sessions() as session, session.begin():
-            throttle = await repository.throttle(session, key)
-            if throttle is not None and throttle.locked_until and throttle.locked_until > now:
-                retry = int((throttle.locked_until - now).total_seconds()) + 1
-                await record_audit(
-                    session,
-                    action="login",
-                    outcome="locked",
-                    actor_kind=kind,
-                    actor_id=None,
-                    channel=channel,
-                    source_address=source_address,
-                    now=now,
-                )
-                raise LoginLocked(
-                    "too many failed logins; try again later", details={"retry_after": retry}
-                )
-            identity = await cau.login_identity(session, kind, username)
-            credential = (
-                await repository.credential(session, kind, identity.id) if identity else None
-            )
-        stored = credential.password_hash if credential is not None else None
-        # argon2 in a worker thread; an unknown user is checked against a dummy hash, so both
-        # answers take the same time.
-        matches = await asyncio.to_thread(self.passwords.verify, stored, password)
-        if not matches or identity is None or credential is None or not identity.active:
-            await self._login_failed(key, kind, identity, channel, source_address)
-            raise InvalidCredentials("the username or password is wrong")
+        key, identity, credential = await self._check_password(
+            kind, username, password, channel, source_address
+        )
         if channel not in identity.channels:
             async with self.sessions() as session, session.begin():
                 await record_audit(
@@ -339,6 +313,57 @@ class SecurityCenter:
                 now=now,
             )
         return answer
+
+    async def _check_password(
+        self,
+        kind: str,
+        username: str,
+        password: str,
+        channel: str,
+        source_address: str | None,
+    ) -> tuple[str, cau.LoginIdentity, Any]:
+        """Check a username and password as a login does; return the lockout key, the
+        identity and its credential.
+
+        Raises:
+            LoginLocked: too many recent failures for this username, known or not.
+            InvalidCredentials: unknown username, wrong password, inactive identity.
+        """
+        now = utc_now()
+        key = _throttle_key(kind, username)
+        retry = 0
+        identity, credential = None, None
+        async with self.sessions() as session, session.begin():
+            throttle = await repository.throttle(session, key)
+            if throttle is not None and throttle.locked_until and throttle.locked_until > now:
+                retry = int((throttle.locked_until - now).total_seconds()) + 1
+                await record_audit(
+                    session,
+                    action="login",
+                    outcome="locked",
+                    actor_kind=kind,
+                    actor_id=None,
+                    channel=channel,
+                    source_address=source_address,
+                    now=now,
+                )
+            else:
+                identity = await cau.login_identity(session, kind, username)
+                credential = (
+                    await repository.credential(session, kind, identity.id) if identity else None
+                )
+        if retry:  # raised after the commit, so that the refused attempt stays audited
+            raise LoginLocked(
+                "too many failed logins; try again later", details={"retry_after": retry}
+            )
+        stored = credential.password_hash if credential is not None else None
+        # argon2 in a worker thread; an unknown user is checked against a dummy hash, so both
+        # answers take the same time.
+        matches = await asyncio.to_thread(self.passwords.verify, stored, password)
+        if not matches or identity is None or credential is None or not identity.active:
+            await self._login_failed(key, kind, identity, channel, source_address)
+            raise InvalidCredentials("the username or password is wrong")
+        return key, identity, credential
 
     async def _login_failed(
         self,
@@ -722,23 +747,9 @@ class SecurityCenter:
             PasswordRejected: the new password breaks the rules or repeats the old one.
         """
         now = utc_now()
-        key = _throttle_key(kind, username)
-        async with self.sessions() as session, session.begin():
-            throttle = await repository.throttle(session, key)
-            if throttle is not None and throttle.locked_until and throttle.locked_until > now:
-                retry = int((throttle.locked_until - now).total_seconds()) + 1
-                raise LoginLocked(
-                    "too many failed logins; try again later", details={"retry_after": retry}
-                )
-            identity = await cau.login_identity(session, kind, username)
-            credential = (
-                await repository.credential(session, kind, identity.id) if identity else None
-            )
-        stored = credential.password_hash if credential is not None else None
-        matches = await asyncio.to_thread(self.passwords.verify, stored, password)
-        if not matches or identity is None or credential is None or not identity.active:
-            await self._login_failed(key, kind, identity, channel or "web", source_address)
-            raise InvalidCredentials("the username or password is wrong")
+        key, identity, _ = await self._check_password(
+            kind, username, password, channel or "web", source_address
+        )
         if new_password == password:
             raise PasswordRejected(
                 "the new password must differ from the current one",
