@@ -5,9 +5,19 @@ from channelhub.models.base import Base
 from channelhub.models.customer import Customer, CustomerUser, UserDevice
 from channelhub.models.journal import TERMINAL_STATUSES, TRANSACTION_STATUSES, JournalEntry
 from channelhub.models.ledger import Hold, LedgerAccount, LedgerEntry, Posting
+from channelhub.models.limit import LIMIT_LEVELS, LIMIT_PERIODS, LimitDefinition, LimitUsage
 from channelhub.models.organization import STAFF_ROLES, Branch, StaffMember
 from channelhub.models.outbox import OutboxEvent
 from channelhub.models.product import PRODUCT_TYPES, Product
+from channelhub.models.risk import (
+    RISK_OUTCOMES,
+    RiskActivity,
+    RiskDecision,
+    RiskListEntry,
+    RiskReview,
+    RiskRule,
+    RiskSighting,
+)
 from channelhub.models.security import (
     SUBJECT_KINDS,
     Approval,
@@ -25,6 +35,9 @@ from channelhub.models.security import (
 )
 
 __all__ = [
+    "LIMIT_LEVELS",
+    "LIMIT_PERIODS",
+    "RISK_OUTCOMES",
     "PRODUCT_TYPES",
     "STAFF_ROLES",
     "SUBJECT_KINDS",
@@ -45,6 +58,8 @@ __all__ = [
     "JournalEntry",
     "LedgerAccount",
     "LedgerEntry",
+    "LimitDefinition",
+    "LimitUsage",
     "LoginThrottle",
     "NumberSequence",
     "OutboxEvent",
@@ -54,6 +69,12 @@ __all__ = [
     "Product",
     "RefreshToken",
     "RevokedSession",
+    "RiskActivity",
+    "RiskDecision",
+    "RiskListEntry",
+    "RiskReview",
+    "RiskRule",
+    "RiskSighting",
     "SigningKey",
     "StaffMember",
     "Terminal",

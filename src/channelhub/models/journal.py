@@ -13,7 +13,15 @@ from channelhub.models.base import Base
 
 __all__ = ["TERMINAL_STATUSES", "TRANSACTION_STATUSES", "UNFINISHED", "JournalEntry"]
 
-TRANSACTION_STATUSES = ("received", "processing", "succeeded", "failed", "reversed", "in_doubt")
+TRANSACTION_STATUSES = (
+    "received",
+    "processing",
+    "succeeded",
+    "failed",
+    "reversed",
+    "in_doubt",
+    "in_review",
+)
 TERMINAL_STATUSES = ("succeeded", "failed", "reversed")
 #: The rows the recovery worker looks at, as SQL: queries use this very text, with no bound
 #: parameters, so that the planner can always use the partial index built on it.
@@ -28,7 +36,8 @@ class JournalEntry(Base):
         # The idempotency guarantee: one transaction per channel and key (NULL keys never clash).
         UniqueConstraint("channel", "idempotency_key"),
         CheckConstraint(
-            "status IN ('received', 'processing', 'succeeded', 'failed', 'reversed', 'in_doubt')",
+            "status IN ('received', 'processing', 'succeeded', 'failed', 'reversed', 'in_doubt',"
+            " 'in_review')",
             name="status_known",
         ),
         CheckConstraint("(amount_minor IS NULL) = (currency IS NULL)", name="amount_has_currency"),
