@@ -75,20 +75,28 @@ class StepUpBinding:
 
 
 def step_up_binding(
-    service: CompiledService, request: TransactionRequest, amount: Money | None
+    service: CompiledService,
+    request: TransactionRequest,
+    amount: Money | None,
+    *,
+    force: bool = False,
 ) -> StepUpBinding | None:
     """Return what a customer must confirm with a fresh second factor, or None when this
-    call needs no step-up (no rule, not a customer, or an amount within the threshold)."""
+    call needs no step-up (no rule, not a customer, or an amount within the threshold).
+
+    ``force``: the risk engine demands one whatever the service's rule says.
+    """
     rule = service.definition.auth.step_up
-    if rule is None or request.principal.kind is not PrincipalKind.CUSTOMER:
+    if request.principal.kind is not PrincipalKind.CUSTOMER or (rule is None and not force):
         return None
-    needed = rule.always
-    if not needed and amount is not None:
+    needed = force or (rule is not None and rule.always)
+    if not needed and rule is not None and amount is not None:
         limit = rule.amount_over.get(amount.currency)
         needed = limit is not None and amount.minor > Money.parse(limit, amount.currency).minor
     if not needed:
         return None
-    beneficiary = request.payload.get(rule.beneficiary) if rule.beneficiary else None
+    field = rule.beneficiary if rule is not None else None
+    beneficiary = request.payload.get(field) if field else None
     return StepUpBinding(
         service_id=service.id,
         amount=amount.to_decimal_string() if amount is not None else None,

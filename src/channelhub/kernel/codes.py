@@ -233,6 +233,45 @@ _TABLE: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("HOLD_NOT_ACTIVE", 409, "12", "The hold is no longer active", "预授权已完成或已撤销"),
     ErrorCode("LIMIT_EXCEEDED", 422, "61", "The limit is exceeded", "超出限额"),
+    ErrorCode(
+        "LIMIT_COUNT_EXCEEDED",
+        422,
+        "65",
+        "The number of transactions allowed is exceeded",
+        "超出交易次数限制",
+    ),
+    ErrorCode(
+        "LIMIT_ABOVE_CEILING",
+        422,
+        "12",
+        "A limit cannot be set above the bank's ceiling",
+        "限额不能高于银行设定的上限",
+    ),
+    ErrorCode(
+        "RISK_DENIED", 422, "59", "The transaction was refused by risk control", "交易被风控拒绝"
+    ),
+    ErrorCode(
+        "REVIEW_PENDING",
+        202,
+        "09",
+        "The transaction is held for review by the bank",
+        "交易待银行审核",
+    ),
+    ErrorCode(
+        "REVIEW_REJECTED",
+        422,
+        "59",
+        "The bank's review rejected the transaction",
+        "交易未通过银行审核",
+    ),
+    ErrorCode(
+        "REVIEW_NOT_PENDING",
+        409,
+        "12",
+        "The review was already decided",
+        "该审核已处理",
+    ),
+    ErrorCode("RULE_INVALID", 400, "30", "The rule does not compile", "规则表达式无法编译"),
     ErrorCode("BUSINESS_RULE_VIOLATION", 422, "12", "The request was refused", "交易被拒绝"),
     # Throttling and availability.
     ErrorCode("RATE_LIMITED", 429, "91", "Too many requests", "请求过于频繁"),
@@ -246,6 +285,13 @@ _TABLE: tuple[ErrorCode, ...] = (
     ErrorCode("BACKEND_TIMEOUT", 503, "68", "A back-end system did not answer", "后台系统超时"),
     ErrorCode(
         "SERVICE_UNAVAILABLE", 503, "91", "The service is temporarily unavailable", "服务暂不可用"
+    ),
+    ErrorCode(
+        "RISK_UNAVAILABLE",
+        503,
+        "91",
+        "Risk control is unavailable; the transaction was not executed",
+        "风控系统暂不可用，交易未执行",
     ),
     # Failures of the platform itself.
     ErrorCode(

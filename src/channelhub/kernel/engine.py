@@ -34,6 +34,7 @@ from channelhub.kernel.codes import lookup
 from channelhub.kernel.errors import (
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
+    StepUpRequired,
     TransactionInProgress,
 )
 from channelhub.kernel.events import transaction_event
@@ -87,6 +88,7 @@ class TransactionEngine:
         authorizer: Authorizer = authorize,
         step_up: StepUpGate = no_step_up,
         clock: Callable[[], dt.datetime] = utc_now,
+        services: Mapping[str, Any] | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalog = catalog
@@ -95,6 +97,8 @@ class TransactionEngine:
         self.authorizer = authorizer
         self.step_up = step_up
         self.clock = clock
+        #: The node's domain services, handed to every step (StepContext.services).
+        self.services: dict[str, Any] = dict(services or {})
 
     async def execute(self, request: TransactionRequest) -> TransactionResult:
         """Run ``request`` once, whatever number of times it arrives; return its outcome."""
@@ -110,6 +114,9 @@ class TransactionEngine:
                 service_label = service.id
                 amount = self._admit(service, request)
                 binding = step_up_binding(service, request, amount)
+                if binding is None and request.step_up is not None:
+                    # The risk engine asked for a step-up on an earlier attempt.
+                    binding = step_up_binding(service, request, amount, force=True)
                 if binding is not None:
                     # Before the journal: a refused or pending step-up is not a transaction,
                     # so the retry that carries the code keeps its idempotency key.
@@ -120,7 +127,7 @@ class TransactionEngine:
                 TRANSACTIONS.labels(request.channel, service_label, "rejected").inc()
                 return result
             run = self._run_atomic if service.atomic else self._run
-            result = await run(txn_id, service, request, amount, started)
+            result = await run(txn_id, service, request, amount, started, binding is not None)
             TRANSACTIONS.labels(request.channel, service.id, result.status.value).inc()
             TRANSACTION_SECONDS.labels(request.channel, service.id).observe(
                 time.perf_counter() - started
@@ -145,6 +152,27 @@ class TransactionEngine:
             raise InvalidAmount("amount: must be more than zero", details={"field": fields.amount})
         return amount
 
+    def _context(
+        self,
+        txn_id: uuid.UUID,
+        service: CompiledService,
+        request: TransactionRequest,
+        session: AsyncSession,
+        now: dt.datetime,
+        stepped_up: bool,
+    ) -> StepContext:
+        return StepContext(
+            txn_id=txn_id,
+            request=request,
+            service=service,
+            session=session,
+            now=now,
+            time_zone=self.settings.time_zone,
+            node_id=self.settings.node_id,
+            services=self.services,
+            stepped_up=stepped_up,
+        )
+
     async def _run_atomic(
         self,
         txn_id: uuid.UUID,
@@ -152,6 +180,7 @@ class TransactionEngine:
         request: TransactionRequest,
         amount: Money | None,
         started: float,
+        stepped_up: bool,
     ) -> TransactionResult:
         """Run an all-local flow and its journal row in one database transaction.
 
@@ -162,21 +191,19 @@ class TransactionEngine:
         """
         now = self.clock()
         fingerprint = request_hash(request)
+        ctx: StepContext | None = None
+        committed = False
         async with self.sessions() as session:
             try:
-                ctx = StepContext(
-                    txn_id=txn_id,
-                    request=request,
-                    service=service,
-                    session=session,
-                    now=now,
-                    time_zone=self.settings.time_zone,
-                    node_id=self.settings.node_id,
-                )
+                ctx = self._context(txn_id, service, request, session, now, stepped_up)
                 outcome = await self.runner.run_atomic(ctx, service.flow)
-                result = _result_of(txn_id, outcome, ctx.data, amount, request.locale)
+                result = _result_of(txn_id, outcome, ctx, amount, request.locale)
                 if not outcome.ok:
                     await session.rollback()
+                    await _undo_outside(ctx)
+                    if isinstance(outcome.error, StepUpRequired) and not stepped_up:
+                        return await self._challenge(ctx, service, request, amount, result)
+                await _keep(ctx)
                 duration_ms = int((time.perf_counter() - started) * 1000)
                 recorded = await self._record(
                     session,
@@ -192,6 +219,8 @@ class TransactionEngine:
                 )
                 if not recorded:
                     await session.rollback()
+                    if outcome.ok:
+                        await _undo_outside(ctx)
                     assert request.idempotency_key is not None  # NULL keys never conflict
                     first = await journal.get_by_key(
                         session, request.channel, request.idempotency_key
@@ -199,10 +228,13 @@ class TransactionEngine:
                     await session.rollback()
                     return await self._answer_duplicate(first, fingerprint, request.locale)
                 await session.commit()
+                committed = True
                 return result
             except DATABASE_ERRORS:
                 log.exception("journal_unavailable", service=service.id)
                 await session.rollback()
+                if ctx is not None and not committed:
+                    await _undo_outside(ctx)
                 # Nothing was committed: nothing happened.
                 entry = lookup("SERVICE_UNAVAILABLE")
                 return TransactionResult(
@@ -232,7 +264,7 @@ class TransactionEngine:
             step_log=outcome.step_log,
             lease_expires_at=None,
             updated_at=now,
-            finished_at=now,
+            finished_at=now if result.status.terminal else None,
             duration_ms=duration_ms,
         )
         return await journal.record(
@@ -261,6 +293,28 @@ class TransactionEngine:
             now=now,
         )
 
+    async def _challenge(
+        self,
+        ctx: StepContext,
+        service: CompiledService,
+        request: TransactionRequest,
+        amount: Money | None,
+        refused: TransactionResult,
+    ) -> TransactionResult:
+        """A step (the risk engine) asked for a step-up: record what must be kept, then
+        answer with a challenge bound to this transaction. Like a step-up the service itself
+        demands, it is not journaled, so the confirmed retry keeps its idempotency key."""
+        await _keep(ctx)
+        await ctx.session.commit()
+        binding = step_up_binding(service, request, amount, force=True)
+        if binding is None:  # not a customer: nobody to challenge, so a refusal stands
+            return refused
+        try:
+            await self.step_up(request, binding)
+        except ChannelhubError as error:
+            return _refusal(ctx.txn_id, error, request.locale)
+        return refused  # pragma: no cover - a gate always raises without a proof
+
     async def _run(
         self,
         txn_id: uuid.UUID,
@@ -268,6 +322,7 @@ class TransactionEngine:
         request: TransactionRequest,
         amount: Money | None,
         started: float,
+        stepped_up: bool,
     ) -> TransactionResult:
         now = self.clock()
         fingerprint = request_hash(request)
@@ -285,15 +340,7 @@ class TransactionEngine:
                     await session.rollback()
                     return await self._answer_duplicate(first, fingerprint, request.locale)
 
-                ctx = StepContext(
-                    txn_id=txn_id,
-                    request=request,
-                    service=service,
-                    session=session,
-                    now=now,
-                    time_zone=self.settings.time_zone,
-                    node_id=self.settings.node_id,
-                )
+                ctx = self._context(txn_id, service, request, session, now, stepped_up)
 
                 async def checkpoint(step_log: StepLog) -> None:
                     nonlocal committed_once
@@ -310,7 +357,8 @@ class TransactionEngine:
                     committed_once = True
 
                 outcome = await self.runner.run(ctx, service.flow, checkpoint)
-                result = _result_of(txn_id, outcome, ctx.data, amount, request.locale)
+                result = _result_of(txn_id, outcome, ctx, amount, request.locale)
+                await _keep(ctx)
                 duration_ms = int((time.perf_counter() - started) * 1000)
                 closed = await self._close(
                     session, txn_id, service, request, result, outcome, duration_ms
@@ -402,7 +450,7 @@ class TransactionEngine:
         deadline = time.monotonic() + self.settings.duplicate_wait_seconds
         delay = 0.02
         row = first
-        while not TxnStatus(row.status).terminal:
+        while not TxnStatus(row.status).settled:
             if time.monotonic() >= deadline:
                 return _refusal(
                     first.id, TransactionInProgress("the first request is still running"), locale
@@ -418,27 +466,45 @@ class TransactionEngine:
     async def _current(self, txn_id: uuid.UUID, locale: str) -> TransactionResult:
         async with self.sessions() as session:
             row = await journal.get(session, txn_id)
-        if row is None or not TxnStatus(row.status).terminal:
+        if row is None or not TxnStatus(row.status).settled:
             entry = lookup("TXN_IN_PROGRESS")
             return TransactionResult(txn_id, TxnStatus.IN_DOUBT, entry.code, entry.message(locale))
         return _from_row(row, replayed=False)
 
 
+async def _keep(ctx: StepContext) -> None:
+    """Run the writes steps asked to keep whatever the outcome, once."""
+    writes, ctx.keep = ctx.keep, []
+    for write in writes:
+        await write(ctx.session)
+
+
+async def _undo_outside(ctx: StepContext) -> None:
+    """Undo what steps did outside the database, now that their transaction is gone."""
+    undo, ctx.undo_outside = ctx.undo_outside, []
+    for action in reversed(undo):
+        try:
+            await action()
+        except Exception:
+            log.exception("undo_outside_failed")
+
+
 def _result_of(
     txn_id: uuid.UUID,
     outcome: FlowOutcome,
-    data: Mapping[str, Any],
+    ctx: StepContext,
     amount: Money | None,
     locale: str,
 ) -> TransactionResult:
     if outcome.ok:
-        entry = lookup("OK")
+        # A parked transaction waits for a person; its money is held, not moved.
+        entry = lookup("REVIEW_PENDING" if ctx.parked else "OK")
         return TransactionResult(
             txn_id,
-            TxnStatus.SUCCEEDED,
+            TxnStatus.IN_REVIEW if ctx.parked else TxnStatus.SUCCEEDED,
             entry.code,
             entry.message(locale),
-            dict(data),
+            dict(ctx.data),
             amount=amount,
         )
     error = outcome.error or ChannelhubError("flow stopped")

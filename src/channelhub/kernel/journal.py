@@ -19,6 +19,7 @@ __all__ = [
     "add_event",
     "checkpoint",
     "claim_for_recovery",
+    "claim_held",
     "close",
     "find_stale",
     "get",
@@ -191,7 +192,8 @@ async def close(
             "finished_at": now if terminal else None,
             "duration_ms": duration_ms,
             # An in-doubt transaction is handed to recovery at once: this node is done with it.
-            "lease_expires_at": None if terminal else now,
+            # One in review waits for a person, not for recovery.
+            "lease_expires_at": None if terminal or status == "in_review" else now,
         },
     )
     return bool(result.rowcount)
@@ -229,6 +231,22 @@ async def claim_for_recovery(
         .values(
             status="in_doubt", node_id=node_id, lease_expires_at=lease_expires_at, updated_at=now
         )
+        .returning(*_journal.c)
+    )
+    return result.first()
+
+
+async def claim_held(
+    session: AsyncSession, txn_id: uuid.UUID, *, node_id: str, now: dt.datetime
+) -> Row[Any] | None:
+    """Take a transaction waiting in review back into processing, locking its row; None if
+    it is not (or no longer) in review. The caller concludes and closes it in the same
+    database transaction, so a failure leaves it in review."""
+    conn = await session.connection()
+    result = await conn.execute(
+        update(_journal)
+        .where(_c.id == txn_id, _c.status == "in_review")
+        .values(status="processing", node_id=node_id, lease_expires_at=now, updated_at=now)
         .returning(*_journal.c)
     )
     return result.first()

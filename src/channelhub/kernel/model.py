@@ -32,11 +32,19 @@ class TxnStatus(StrEnum):
     FAILED = "failed"
     REVERSED = "reversed"
     IN_DOUBT = "in_doubt"
+    #: Parked, its money held, until a staff member approves or rejects it (risk review).
+    IN_REVIEW = "in_review"
 
     @property
     def terminal(self) -> bool:
         """Tell whether nothing will change this transaction's outcome any more."""
         return self in (TxnStatus.SUCCEEDED, TxnStatus.FAILED, TxnStatus.REVERSED)
+
+    @property
+    def settled(self) -> bool:
+        """Tell whether no machine will move this transaction any more: it is terminal, or
+        it waits in review for a person."""
+        return self.terminal or self is TxnStatus.IN_REVIEW
 
 
 class AuthLevel(StrEnum):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompensationFn",
     "OutcomeUnknown",
+    "ResumptionFn",
     "StepContext",
     "StepFn",
     "StepRegistry",
@@ -59,6 +60,21 @@ class StepContext:
     data: dict[str, Any] = field(default_factory=dict)
     #: Each completed step's output, by the step's id.
     outputs: dict[str, Any] = field(default_factory=dict)
+    #: The node's domain services steps may need (``limits``, ``risk`` ...), by name.
+    services: Mapping[str, Any] = field(default_factory=dict)
+    #: Look-ups several steps share within this transaction (the customer's facts ...).
+    memo: dict[str, Any] = field(default_factory=dict)
+    #: Writes that must outlive the flow's rollback (a risk decision): the engine runs them
+    #: after the flow, in the transaction that records the outcome, whatever the outcome.
+    keep: list[Callable[[AsyncSession], Awaitable[None]]] = field(default_factory=list)
+    #: Effects outside the database (a counter in Redis) to undo when the transaction's
+    #: database work does not commit; a compensation undoes them once it has committed.
+    undo_outside: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Set by a step that parks the transaction (``review``): later steps hold instead of
+    #: moving money, and the transaction waits ``in_review`` for a staff decision.
+    parked: str | None = None
+    #: The customer proved a fresh second factor bound to this very transaction.
+    stepped_up: bool = False
 
     def condition_vars(self) -> dict[str, Any]:
         """Return the variables a CEL condition may read."""
@@ -76,6 +92,11 @@ StepFn = Callable[[StepContext, Mapping[str, Any]], Awaitable[Mapping[str, Any] 
 #: A compensation gets the step's parameters and the output the step returned (None if unknown).
 CompensationFn = Callable[
     [StepContext, Mapping[str, Any], Mapping[str, Any] | None], Awaitable[None]
+]
+#: A resumption completes what a step only held while its transaction was parked; it gets the
+#: step's parameters and output and returns its new output.
+ResumptionFn = Callable[
+    [StepContext, Mapping[str, Any], Mapping[str, Any] | None], Awaitable[Mapping[str, Any] | None]
 ]
 
 
@@ -96,6 +117,7 @@ class StepRegistry:
     def __init__(self) -> None:
         self.steps: dict[str, StepSpec] = {}
         self.compensations: dict[str, StepSpec] = {}
+        self.resumptions: dict[str, StepSpec] = {}
 
     def step(
         self, name: str, *, mutates: bool = False, external: bool = False
@@ -115,6 +137,15 @@ class StepRegistry:
 
         def register(fn: CompensationFn) -> CompensationFn:
             _add(self.compensations, StepSpec(name, fn, True, external, _summary(fn)))
+            return fn
+
+        return register
+
+    def resumption(self, name: str) -> Callable[[ResumptionFn], ResumptionFn]:
+        """Register how step ``name`` completes a parked transaction once it is approved."""
+
+        def register(fn: ResumptionFn) -> ResumptionFn:
+            _add(self.resumptions, StepSpec(name, fn, True, False, _summary(fn)))
             return fn
 
         return register

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -30,10 +30,14 @@ __all__ = [
     "balances",
     "capture_hold",
     "gl_code",
+    "hold_debits",
+    "is_gl_code",
     "open_account",
     "place_hold",
     "post_entry",
+    "post_held",
     "release_hold",
+    "release_holds",
     "reverse_entry",
     "statement",
     "verify",
@@ -379,6 +383,98 @@ async def capture_hold(
         now=now,
     )
     return posted
+
+
+def is_gl_code(code: str) -> bool:
+    """Tell whether ``code`` names a general-ledger account (see ``gl_code``)."""
+    return code.startswith("GL-")
+
+
+async def hold_debits(
+    session: AsyncSession,
+    *,
+    legs: Sequence[Leg],
+    reference: str,
+    now: dt.datetime,
+    txn_id: uuid.UUID | None = None,
+) -> dict[str, str]:
+    """Hold on each customer account what ``legs`` would debit from it, instead of posting
+    them (a transaction parked for review); return account -> hold id.
+
+    Raises:
+        InsufficientFunds: an account cannot cover its debits.
+    """
+    debits: dict[tuple[str, str], int] = {}
+    for leg in legs:
+        if leg.amount_minor < 0 and not is_gl_code(leg.account):
+            key = leg.account, leg.currency
+            debits[key] = debits.get(key, 0) - leg.amount_minor
+    holds: dict[str, str] = {}
+    for (account, currency), minor in sorted(debits.items()):  # code order: no deadlock
+        hold_id = await place_hold(
+            session,
+            account=account,
+            amount=Money(minor, currency),
+            reference=reference,
+            now=now,
+            txn_id=txn_id,
+        )
+        holds[account] = str(hold_id)
+    return holds
+
+
+async def post_held(
+    session: AsyncSession,
+    *,
+    legs: Sequence[Leg],
+    holds: Mapping[str, str],
+    kind: str,
+    description: str,
+    now: dt.datetime,
+    value_date: dt.date,
+    txn_id: uuid.UUID | None = None,
+) -> PostedEntry:
+    """Post the entry whose debits ``hold_debits`` held, freeing the holds in the same
+    statements (the funds were reserved when the holds were placed).
+
+    Raises:
+        HoldNotFound, HoldNotActive: a hold was already released or captured.
+    """
+    release: dict[str, int] = {}
+    for account, hold_id in sorted(holds.items()):
+        hold = await _active_hold(session, account, uuid.UUID(hold_id))
+        release[account] = hold.amount_minor
+    posted = await post_entry(
+        session,
+        legs=legs,
+        kind=kind,
+        description=description,
+        now=now,
+        value_date=value_date,
+        txn_id=txn_id,
+        check_floor=False,
+        release_held=release,
+    )
+    for account, hold_id in holds.items():
+        await repository.set_hold_status(
+            session,
+            uuid.UUID(hold_id),
+            status="captured",
+            captured_minor=release[account],
+            capture_entry_id=posted.entry_id,
+            now=now,
+        )
+    return posted
+
+
+async def release_holds(
+    session: AsyncSession, *, holds: Mapping[str, str], now: dt.datetime
+) -> None:
+    """Give back what ``hold_debits`` held; holds no longer active are left alone."""
+    for account, hold_id in sorted(holds.items()):
+        hold = await repository.lock_hold(session, uuid.UUID(hold_id), account)
+        if hold is not None and hold.status == "active":
+            await release_hold(session, account=account, hold_id=hold.id, now=now)
 
 
 async def _active_hold(session: AsyncSession, account: str, hold_id: uuid.UUID) -> Any:

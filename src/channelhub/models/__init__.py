@@ -37,8 +37,8 @@ from channelhub.models.security import (
 __all__ = [
     "LIMIT_LEVELS",
     "LIMIT_PERIODS",
-    "RISK_OUTCOMES",
     "PRODUCT_TYPES",
+    "RISK_OUTCOMES",
     "STAFF_ROLES",
     "SUBJECT_KINDS",
     "TERMINAL_STATUSES",

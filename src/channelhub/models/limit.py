@@ -44,9 +44,7 @@ class LimitDefinition(Base):
             "max_amount_minor IS NULL OR max_amount_minor >= 0", name="amount_not_negative"
         ),
         CheckConstraint("max_count IS NULL OR max_count >= 0", name="count_not_negative"),
-        CheckConstraint(
-            "(level = 'global') = (subject = '')", name="subject_only_when_targeted"
-        ),
+        CheckConstraint("(level = 'global') = (subject = '')", name="subject_only_when_targeted"),
         CheckConstraint("level <> 'channel' OR channel <> 'all'", name="channel_named"),
         CheckConstraint("owner = 'bank' OR level = 'customer'", name="customer_owns_own"),
         Index("ix_limit_definitions_subject", "level", "subject"),
