@@ -29,6 +29,14 @@ PLUGIN = "tests.support.flow_steps"
 #: Every table, so that a delete never breaks a foreign key: referencing tables first.
 #: The audit log is left alone: it is append-only, in the database too.
 TABLES_CHILDREN_FIRST = (
+    "risk_reviews",
+    "risk_decisions",
+    "risk_sightings",
+    "risk_activity",
+    "risk_lists",
+    "risk_rules",
+    "limit_usage",
+    "limit_definitions",
     "terminals",
     "consents",
     "partner_nonces",

@@ -91,7 +91,7 @@ def upgrade() -> None:
             name=op.f("ck_limit_definitions_count_not_negative"),
         ),
         sa.CheckConstraint(
-            "(level = 'global') = (subject = '')",
+            "(level IN ('global', 'channel')) = (subject = '')",
             name=op.f("ck_limit_definitions_subject_only_when_targeted"),
         ),
         sa.CheckConstraint(
@@ -122,6 +122,8 @@ def upgrade() -> None:
         sa.Column("bucket", sa.String(length=10), nullable=False),
         sa.Column("used_minor", sa.BigInteger(), nullable=False),
         sa.Column("used_count", sa.Integer(), nullable=False),
+        sa.Column("cap_minor", sa.BigInteger(), nullable=True),
+        sa.Column("cap_count", sa.Integer(), nullable=True),
         sa.Column("expires_on", sa.Date(), nullable=False),
         sa.CheckConstraint("used_minor >= 0", name=op.f("ck_limit_usage_used_not_negative")),
         sa.CheckConstraint("used_count >= 0", name=op.f("ck_limit_usage_count_not_negative")),

@@ -33,8 +33,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await runtime.security.start()
-        sync = asyncio.create_task(runtime.security.run_sync_forever())
+        await runtime.start()
+        loops = [asyncio.create_task(loop) for loop in runtime.background()]
         worker = None
         if settings.recovery.enabled:
             worker = asyncio.create_task(
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            for task in (sync, worker):
+            for task in (*loops, worker):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

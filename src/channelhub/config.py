@@ -146,6 +146,48 @@ class SecuritySettings(BaseModel):
     sync_seconds: float = Field(default=2.0, gt=0, le=300)
 
 
+class RedisSettings(BaseModel):
+    """Redis, for counters every node shares (limit usage, velocity features). Unset, they
+    are kept in the database, which suits one node or several on PostgreSQL."""
+
+    model_config = _Section
+
+    #: ``redis://host:6379/0``; ``rediss://`` for TLS.
+    url: str | None = Field(default=None, max_length=500)
+    #: Prefixes every key, so that one Redis can serve several banks or test runs.
+    prefix: str = Field(default="channelhub:", max_length=64)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:port/db, rediss:// or unix://")
+        return value
+
+
+class LimitSettings(BaseModel):
+    """Limit management."""
+
+    model_config = _Section
+
+    #: How often a node re-reads the bank's limits (a change made anywhere applies then).
+    sync_seconds: float = Field(default=2.0, gt=0, le=300)
+
+
+class RiskSettings(BaseModel):
+    """The real-time risk engine."""
+
+    model_config = _Section
+
+    #: How long an evaluation may take before it counts as the engine being down; the
+    #: service's failure mode (closed by default) then decides.
+    timeout_ms: int = Field(default=250, ge=10, le=10_000)
+    #: What a rule that fails at run time counts as, unless the rule names its own.
+    rule_error_outcome: str = Field(default="review", pattern="^(allow|challenge|review|deny)$")
+    #: How often a node re-reads rules and lists.
+    sync_seconds: float = Field(default=2.0, gt=0, le=300)
+
+
 class LogSettings(BaseModel):
     """How much to log and in which form."""
 
@@ -184,6 +226,9 @@ class Settings(BaseSettings):
     recovery: RecoverySettings = RecoverySettings()
     catalog: CatalogSettings = CatalogSettings()
     security: SecuritySettings = SecuritySettings()
+    redis: RedisSettings = RedisSettings()
+    limits: LimitSettings = LimitSettings()
+    risk: RiskSettings = RiskSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

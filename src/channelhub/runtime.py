@@ -5,12 +5,16 @@ The HTTP app and the CLI both build one; nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import os
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from channelhub.config import Settings
@@ -22,7 +26,11 @@ from channelhub.kernel.catalog import (
     load_definitions,
 )
 from channelhub.kernel.steps import StepRegistry
+from channelhub.kit.clock import utc_now
 from channelhub.kit.db import create_engine, make_sessionmaker
+from channelhub.limits.counters import CounterStore, DatabaseCounters, RedisCounters
+from channelhub.limits.rules import bucket_of
+from channelhub.limits.service import LimitCenter
 from channelhub.security.schemas import SecurityConfig
 from channelhub.security.service import SecurityCenter
 from channelhub.security.step_up import StepUpGate
@@ -39,7 +47,12 @@ __all__ = [
 
 
 #: The domain packages whose steps the built-in services use; they register on import.
-BUILTIN_STEPS = ("channelhub.ledger.steps", "channelhub.cau.steps", "channelhub.security.steps")
+BUILTIN_STEPS = (
+    "channelhub.ledger.steps",
+    "channelhub.cau.steps",
+    "channelhub.security.steps",
+    "channelhub.limits.steps",
+)
 
 
 def import_plugins(names: list[str]) -> None:
@@ -121,6 +134,8 @@ class Runtime:
     engine: TransactionEngine
     recovery: RecoveryWorker
     security: SecurityCenter
+    limits: LimitCenter
+    redis: Redis | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -140,6 +155,17 @@ class Runtime:
             duplicate_wait_seconds=settings.kernel.duplicate_wait_seconds,
         )
         runtime: Runtime
+        redis = (
+            Redis.from_url(settings.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            if settings.redis.url
+            else None
+        )
+        limits = LimitCenter(
+            sessions=sessions,
+            zone=settings.bank.zone,
+            counters=_counters(settings, redis),
+            sync_seconds=settings.limits.sync_seconds,
+        )
         security = SecurityCenter(sessions=sessions, config=security_config(settings))
         engine = TransactionEngine(
             sessions=sessions,
@@ -147,6 +173,7 @@ class Runtime:
             registry=registry,
             settings=engine_settings,
             step_up=StepUpGate(security),
+            services={"limits": limits},
         )
         recovery = RecoveryWorker(
             sessions=sessions,
@@ -154,9 +181,33 @@ class Runtime:
             registry=registry,
             settings=engine_settings,
         )
-        runtime = cls(settings, db, sessions, catalog, engine, recovery, security)
+        runtime = cls(settings, db, sessions, catalog, engine, recovery, security, limits, redis)
         return runtime
 
+    async def start(self) -> None:
+        """Load what the node keeps in memory: signing keys, limits."""
+        await self.security.start()
+        await self.limits.refresh()
+
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        """Return the loops that keep this node in step with the others."""
+        return [self.security.run_sync_forever(), self.limits.run_sync_forever()]
+
     async def close(self) -> None:
-        """Release the database connections."""
+        """Release the database and Redis connections."""
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.dispose()
+
+
+def _counters(settings: Settings, redis: Redis | None) -> CounterStore:
+    if redis is None:
+        return DatabaseCounters()
+    zone = settings.bank.zone
+
+    def seconds_left(charge: Any) -> float:
+        _, ends = bucket_of(charge.limit.period, utc_now(), zone)
+        end = dt.datetime.combine(ends, dt.time(), tzinfo=zone)
+        return max((end - utc_now()).total_seconds(), 0.0)
+
+    return RedisCounters(redis, prefix=settings.redis.prefix, seconds_left=seconds_left)

@@ -18,6 +18,7 @@ __all__ = [
     "create_postgres_database",
     "drop_postgres_database",
     "postgres_admin_url",
+    "redis_url_or_skip",
     "require_or_skip",
 ]
 
@@ -84,4 +85,24 @@ def create_sqlite_database(directory: Path) -> str:
     """Create and migrate an SQLite file in ``directory``; return its URL."""
     url = f"sqlite+aiosqlite:///{directory / 'channelhub.db'}"
     upgrade(url)
+    return url
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def redis_url_or_skip() -> str:
+    """Return the Redis URL tests may use (CHANNELHUB_TEST_REDIS_URL), after a ping; skips
+    (or fails, when services are required) if no server answers."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    url = os.environ.get("CHANNELHUB_TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    client = Redis.from_url(url, socket_connect_timeout=2.0)
+    try:
+        await client.ping()
+    except (OSError, RedisError) as error:
+        require_or_skip(f"Redis at {url} is unreachable: {error}")
+    finally:
+        await client.aclose()
     return url

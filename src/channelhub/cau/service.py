@@ -38,16 +38,21 @@ from channelhub.ledger.schemas import Balance
 
 __all__ = [
     "CUSTOMER_SCOPES",
+    "CustomerStanding",
     "LoginIdentity",
+    "account_facts",
     "account_view",
     "acting_customer_id",
     "bind_device",
     "card_view",
     "change_card_status",
     "consented",
+    "customer_account_numbers",
     "customer_accounts",
+    "customer_card_ids",
     "customer_principal",
     "customer_profile",
+    "customer_standing",
     "device_bound",
     "ensure_owned",
     "login_identity",
@@ -470,3 +475,56 @@ async def bind_device(
 ) -> None:
     """Bind a device to a user, after the user proved a second factor from it."""
     await repository.bind_device(session, user_id, device_id, name=device_id[:200], now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerStanding:
+    """What limits and risk rules know of a customer."""
+
+    id: str
+    segment: str
+    kyc_level: int
+    risk_rating: str
+    status: str
+    opened_on: dt.date
+
+
+async def customer_standing(session: AsyncSession, customer_id: str) -> CustomerStanding | None:
+    """Return a customer's segment, KYC level, risk rating, status and opening date."""
+    try:
+        key = uuid.UUID(customer_id)
+    except ValueError:
+        return None
+    row = await repository.customer(session, key)
+    if row is None:
+        return None
+    return CustomerStanding(
+        id=customer_id,
+        segment=row.segment,
+        kyc_level=row.kyc_level,
+        risk_rating=row.risk_rating,
+        status=row.status,
+        opened_on=row.opened_on,
+    )
+
+
+async def account_facts(session: AsyncSession, number: str) -> tuple[dt.date, str] | None:
+    """Return when an account was opened and its holder's name (risk: account age, and the
+    beneficiary's name against the lists)."""
+    row = await repository.account(session, number)
+    if row is None:
+        return None
+    holder = await repository.customer(session, row.customer_id)
+    return row.opened_on, holder.name if holder is not None else ""
+
+
+async def customer_account_numbers(session: AsyncSession, customer_id: str) -> list[str]:
+    """Return the numbers of a customer's accounts (their limits are the customer's too)."""
+    rows = await repository.accounts_of_customer(session, uuid.UUID(customer_id))
+    return [row.number for row in rows]
+
+
+async def customer_card_ids(session: AsyncSession, customer_id: str) -> list[str]:
+    """Return the ids of a customer's cards."""
+    rows = await repository.cards_of_customer(session, uuid.UUID(customer_id))
+    return [str(row.id) for row in rows]

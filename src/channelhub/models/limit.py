@@ -44,7 +44,9 @@ class LimitDefinition(Base):
             "max_amount_minor IS NULL OR max_amount_minor >= 0", name="amount_not_negative"
         ),
         CheckConstraint("max_count IS NULL OR max_count >= 0", name="count_not_negative"),
-        CheckConstraint("(level = 'global') = (subject = '')", name="subject_only_when_targeted"),
+        CheckConstraint(
+            "(level IN ('global', 'channel')) = (subject = '')", name="subject_only_when_targeted"
+        ),
         CheckConstraint("level <> 'channel' OR channel <> 'all'", name="channel_named"),
         CheckConstraint("owner = 'bank' OR level = 'customer'", name="customer_owns_own"),
         Index("ix_limit_definitions_subject", "level", "subject"),
@@ -87,5 +89,8 @@ class LimitUsage(Base):
     bucket: Mapped[str] = mapped_column(String(10), primary_key=True)
     used_minor: Mapped[int] = mapped_column(BigInteger)
     used_count: Mapped[int]
+    #: The ceiling in force at the last charge: the conditional update checks against it.
+    cap_minor: Mapped[int | None] = mapped_column(BigInteger)
+    cap_count: Mapped[int | None]
     #: The first day no longer in the period: rows before it may be purged.
     expires_on: Mapped[dt.date]

@@ -1,0 +1,1 @@
+"""Limit management: one set of ceilings for every channel, and their atomic reservation."""

@@ -1,0 +1,176 @@
+"""Every SQL statement of limit management."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, and_, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channelhub.limits.schemas import Charge
+from channelhub.models import LimitDefinition, LimitUsage
+
+__all__ = [
+    "bank_limits",
+    "bank_limits_stamp",
+    "book",
+    "customer_limits",
+    "give_back",
+    "limit_by_id",
+    "save_limit",
+    "usage",
+]
+
+_defs = cast(Table, LimitDefinition.__table__)
+_usage = cast(Table, LimitUsage.__table__)
+_INSERT: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+_BANK_LIMITS = select(_defs).where(_defs.c.owner == "bank", _defs.c.status == "active")
+# Changes are updates (a retired limit stays, retired), so the newest update time and the
+# row count together tell whether anything changed since the last look.
+_STAMP = select(func.count(), func.max(_defs.c.updated_at)).where(_defs.c.owner == "bank")
+
+
+async def bank_limits(session: AsyncSession) -> Sequence[Row[Any]]:
+    """Return the bank's active limits."""
+    return (await session.execute(_BANK_LIMITS)).all()
+
+
+async def bank_limits_stamp(session: AsyncSession) -> tuple[int, dt.datetime | None]:
+    """Return what changes whenever a bank limit is set or retired."""
+    row = (await session.execute(_STAMP)).one()
+    return int(row[0]), row[1]
+
+
+async def customer_limits(session: AsyncSession, customer_id: str) -> Sequence[Row[Any]]:
+    """Return the active limits a customer set on themself."""
+    result = await session.execute(
+        select(_defs).where(
+            _defs.c.level == "customer",
+            _defs.c.subject == customer_id,
+            _defs.c.owner == "customer",
+            _defs.c.status == "active",
+        )
+    )
+    return result.all()
+
+
+async def limit_by_id(session: AsyncSession, limit_id: uuid.UUID) -> Row[Any] | None:
+    """Return one limit."""
+    return (await session.execute(select(_defs).where(_defs.c.id == limit_id))).first()
+
+
+async def save_limit(session: AsyncSession, values: Mapping[str, Any]) -> Row[Any]:
+    """Insert a limit, or update the one with the same owner, target, scope, channel,
+    currency and period (its version goes up); return it."""
+    conn = await session.connection()
+    insert = _INSERT[conn.dialect.name](_defs).values(dict(values))
+    statement = insert.on_conflict_do_update(
+        index_elements=[
+            _defs.c.owner,
+            _defs.c.level,
+            _defs.c.subject,
+            _defs.c.service_group,
+            _defs.c.channel,
+            _defs.c.currency,
+            _defs.c.period,
+        ],
+        set_={
+            "max_amount_minor": insert.excluded.max_amount_minor,
+            "max_count": insert.excluded.max_count,
+            "status": insert.excluded.status,
+            "version": _defs.c.version + 1,
+            "changed_by": insert.excluded.changed_by,
+            "updated_at": insert.excluded.updated_at,
+        },
+    ).returning(*_defs.c)
+    return (await conn.execute(statement)).one()
+
+
+async def book(session: AsyncSession, charges: Sequence[Charge]) -> set[tuple[str, str, str]]:
+    """Add each charge to its counter, unless that would take the counter over its limit;
+    return the keys of the counters that took their charge.
+
+    One statement: on PostgreSQL each counter row is locked as it is updated and the limit
+    is checked against the row as it is after any concurrent booking committed, so two
+    reservations can never both take the last of a limit. Charges come sorted, so concurrent
+    statements lock counters in the same order. A charge that alone exceeds its limit must be
+    refused by the caller before (a new counter is inserted unchecked).
+    """
+    if not charges:
+        return set()
+    conn = await session.connection()
+    insert = _INSERT[conn.dialect.name](_usage).values(
+        [
+            {
+                "limit_id": charge.limit.id,
+                "subject": charge.subject,
+                "bucket": charge.bucket,
+                "used_minor": charge.amount_minor,
+                "used_count": charge.count,
+                "cap_minor": charge.limit.max_amount_minor,
+                "cap_count": charge.limit.max_count,
+                "expires_on": charge.expires_on,
+            }
+            for charge in charges
+        ]
+    )
+    new = insert.excluded
+    statement = insert.on_conflict_do_update(
+        index_elements=[_usage.c.limit_id, _usage.c.subject, _usage.c.bucket],
+        set_={
+            "used_minor": _usage.c.used_minor + new.used_minor,
+            "used_count": _usage.c.used_count + new.used_count,
+            "cap_minor": new.cap_minor,
+            "cap_count": new.cap_count,
+        },
+        where=and_(
+            or_(new.cap_minor.is_(None), _usage.c.used_minor + new.used_minor <= new.cap_minor),
+            or_(new.cap_count.is_(None), _usage.c.used_count + new.used_count <= new.cap_count),
+        ),
+    ).returning(_usage.c.limit_id, _usage.c.subject, _usage.c.bucket)
+    rows = (await conn.execute(statement)).all()
+    return {(str(row.limit_id), row.subject, row.bucket) for row in rows}
+
+
+async def usage(
+    session: AsyncSession, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """Return (amount, count) used on each counter that exists."""
+    if not keys:
+        return {}
+    wanted = [(uuid.UUID(limit), subject, bucket) for limit, subject, bucket in keys]
+    result = await session.execute(
+        select(
+            _usage.c.limit_id,
+            _usage.c.subject,
+            _usage.c.bucket,
+            _usage.c.used_minor,
+            _usage.c.used_count,
+        ).where(tuple_(_usage.c.limit_id, _usage.c.subject, _usage.c.bucket).in_(wanted))
+    )
+    return {
+        (str(row.limit_id), row.subject, row.bucket): (row.used_minor, row.used_count)
+        for row in result
+    }
+
+
+async def give_back(session: AsyncSession, charges: Sequence[Mapping[str, Any]]) -> None:
+    """Take booked charges off their counters (a failed or reversed transaction)."""
+    for charge in sorted(charges, key=lambda c: (c["limit"], c["subject"], c["bucket"])):
+        await session.execute(
+            update(_usage)
+            .where(
+                _usage.c.limit_id == uuid.UUID(str(charge["limit"])),
+                _usage.c.subject == charge["subject"],
+                _usage.c.bucket == charge["bucket"],
+            )
+            .values(
+                used_minor=_usage.c.used_minor - int(charge["amount_minor"]),
+                used_count=_usage.c.used_count - int(charge["count"]),
+            )
+        )
