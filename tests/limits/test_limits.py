@@ -222,7 +222,7 @@ async def test_limit_set_refuses_bad_input_and_changes_nothing(bank: Bank) -> No
         "amount": "100.00",
         "currency": "CNY",
     }
-    bad = [
+    bad: list[dict[str, Any]] = [
         {**good, "amount": "-1.00"},
         {**good, "amount": "1e3"},
         {**good, "amount": 100},
@@ -258,6 +258,6 @@ async def test_a_bank_limit_change_reaches_another_node(bank: Bank, limit_runtim
         )
         # The other node learns of it at its next sync, without a restart.
         assert await other.limits.refresh()
-        assert [limit.max_amount_minor for limit in other.limits.bank_limits] == [1000]
+        assert [known.max_amount_minor for known in other.limits.bank_limits] == [1000]
     finally:
         await other.close()
