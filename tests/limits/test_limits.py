@@ -247,7 +247,7 @@ async def test_a_bank_limit_change_reaches_another_node(bank: Bank, limit_runtim
     other = Runtime.build(limit_runtime.settings)
     try:
         await other.limits.refresh()
-        assert other.limits.bank_limits == ()
+        assert len(other.limits.bank_limits) == 0
         await set_bank_limit(
             limit_runtime,
             level="global",
