@@ -247,7 +247,8 @@ async def test_a_bank_limit_change_reaches_another_node(bank: Bank, limit_runtim
     other = Runtime.build(limit_runtime.settings)
     try:
         await other.limits.refresh()
-        assert len(other.limits.bank_limits) == 0
+        before = other.limits.bank_limits
+        assert not before
         await set_bank_limit(
             limit_runtime,
             level="global",
@@ -258,6 +259,7 @@ async def test_a_bank_limit_change_reaches_another_node(bank: Bank, limit_runtim
         )
         # The other node learns of it at its next sync, without a restart.
         assert await other.limits.refresh()
-        assert [known.max_amount_minor for known in other.limits.bank_limits] == [1000]
+        after = other.limits.bank_limits
+        assert [known.max_amount_minor for known in after] == [1000]
     finally:
         await other.close()
