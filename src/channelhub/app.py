@@ -16,6 +16,7 @@ from channelhub.config import Settings, load_settings
 from channelhub.kernel import lookup
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import configure_logging, get_logger
+from channelhub.limits import api as limits_api
 from channelhub.ops import health, metrics
 from channelhub.runtime import Runtime
 from channelhub.security import api as security_api
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *rest.auth_routes,
             *openapi.routes,
             *security_api.routes,
+            *limits_api.routes,
             *health.routes,
             *metrics.routes,
         ],

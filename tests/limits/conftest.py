@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from channelhub.config import Settings
 from channelhub.kit.clock import utc_now
 from channelhub.limits.schemas import LimitChangeBody
+from channelhub.limits.service import change_bank_limit
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings
 from tests.support.bank import Bank, open_bank
@@ -61,8 +62,6 @@ async def set_bank_limit(runtime: Runtime, **fields: object) -> dict[str, object
     """Set a bank limit directly (what an approved four-eyes change does)."""
     change = LimitChangeBody.model_validate(fields)
     async with runtime.sessions() as session, session.begin():
-        view = await runtime.limits.change_bank_limit(
-            session, change, changed_by="test", now=utc_now()
-        )
+        view = await change_bank_limit(session, change, changed_by="test", now=utc_now())
     runtime.limits.invalidate()
     return view

@@ -15,12 +15,14 @@ from channelhub.limits.schemas import Charge
 from channelhub.models import LimitDefinition, LimitUsage
 
 __all__ = [
+    "all_bank_limits",
     "bank_limits",
     "bank_limits_stamp",
     "book",
     "customer_limits",
     "give_back",
     "limit_by_id",
+    "retire_limit",
     "save_limit",
     "usage",
 ]
@@ -44,6 +46,17 @@ async def bank_limits_stamp(session: AsyncSession) -> tuple[int, dt.datetime | N
     """Return what changes whenever a bank limit is set or retired."""
     row = (await session.execute(_STAMP)).one()
     return int(row[0]), row[1]
+
+
+async def all_bank_limits(
+    session: AsyncSession, *, include_retired: bool = False
+) -> Sequence[Row[Any]]:
+    """Return the bank's limits, active ones (or all), in a stable order."""
+    query = select(_defs).where(_defs.c.owner == "bank")
+    if not include_retired:
+        query = query.where(_defs.c.status == "active")
+    order = (_defs.c.service_group, _defs.c.currency, _defs.c.level, _defs.c.period)
+    return (await session.execute(query.order_by(*order))).all()
 
 
 async def customer_limits(session: AsyncSession, customer_id: str) -> Sequence[Row[Any]]:
@@ -89,6 +102,23 @@ async def save_limit(session: AsyncSession, values: Mapping[str, Any]) -> Row[An
         },
     ).returning(*_defs.c)
     return (await conn.execute(statement)).one()
+
+
+async def retire_limit(
+    session: AsyncSession, target: Mapping[str, Any], *, changed_by: str, now: dt.datetime
+) -> Row[Any] | None:
+    """Retire the active limit ``target`` names (owner, level, subject, scope, channel,
+    currency, period); return it, or None if there is none."""
+    result = await session.execute(
+        update(_defs)
+        .where(*(_defs.c[name] == value for name, value in target.items()))
+        .where(_defs.c.status == "active")
+        .values(
+            status="retired", version=_defs.c.version + 1, changed_by=changed_by, updated_at=now
+        )
+        .returning(*_defs.c)
+    )
+    return result.first()
 
 
 async def book(session: AsyncSession, charges: Sequence[Charge]) -> set[tuple[str, str, str]]:

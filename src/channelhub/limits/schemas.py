@@ -8,7 +8,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from channelhub.kit.money import InvalidAmount, Money
 
 __all__ = ["Charge", "LimitChangeBody", "LimitDef", "TxnFacts"]
 
@@ -107,3 +109,28 @@ class LimitChangeBody(BaseModel):
     period: Literal["transaction", "daily", "monthly"]
     amount: str | None = Field(default=None, max_length=24)
     count: int | None = Field(default=None, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LimitChangeBody:
+        if self.amount is not None:
+            try:
+                minor = Money.parse(self.amount, self.currency).minor
+            except InvalidAmount as error:
+                raise ValueError(f"amount: {error.message}") from None
+            if minor < 0:
+                raise ValueError("amount: must not be negative")
+        if self.action == "set" and self.amount is None and self.count is None:
+            raise ValueError("a limit needs an amount, a count or both")
+        targeted = self.level not in ("global", "channel")
+        if targeted != bool(self.subject):
+            raise ValueError(f"a {self.level} limit {'names' if targeted else 'has no'} subject")
+        if self.level == "channel" and self.channel == "all":
+            raise ValueError("a channel limit names its channel")
+        if self.period == "transaction" and self.count is not None:
+            raise ValueError("a per-transaction limit has no count")
+        return self
+
+    @property
+    def amount_minor(self) -> int | None:
+        """Return the amount in minor units (checked at validation)."""
+        return None if self.amount is None else Money.parse(self.amount, self.currency).minor

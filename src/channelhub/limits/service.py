@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channelhub.kit.errors import ChannelhubError
@@ -28,8 +29,9 @@ from channelhub.limits.errors import (
 )
 from channelhub.limits.rules import applicable, bucket_of, ceiling, charges_for, tightest
 from channelhub.limits.schemas import SERVICE_GROUPS, Charge, LimitChangeBody, LimitDef, TxnFacts
+from channelhub.security import approvals
 
-__all__ = ["LimitCenter", "limit_view"]
+__all__ = ["LimitCenter", "bank_limits", "change_bank_limit", "limit_view"]
 
 log = get_logger(__name__)
 
@@ -288,44 +290,108 @@ class LimitCenter:
         used = (await self.counters.usage(session, [key])).get(key, (0, 0)) if key[2] else (0, 0)
         return limit_view(limit, used)
 
-    async def change_bank_limit(
-        self, session: AsyncSession, change: LimitChangeBody, *, changed_by: str, now: dt.datetime
-    ) -> dict[str, Any]:
-        """Set or retire a bank limit (the four-eyes operation's effect); every node picks it
-        up at its next sync. Return the limit as the staff API shows it."""
-        amount = None
-        if change.amount is not None:
-            amount = Money.parse(change.amount, change.currency).minor
-        if change.action == "set" and amount is None and change.count is None:
-            raise LimitUnknown("a limit needs an amount, a count or both")
-        subject = "" if change.level in ("global", "channel") else change.subject
-        if change.level not in ("global", "channel") and not subject:
-            raise LimitUnknown(f"a {change.level} limit names its subject")
-        channel = change.channel
-        if change.level == "channel" and channel == "all":
-            raise LimitUnknown("a channel limit names its channel")
-        row = await repository.save_limit(
+
+def _keys(charges: Sequence[Charge]) -> list[tuple[str, str, str]]:
+    return [charge.key for charge in charges]
+
+
+async def change_bank_limit(
+    session: AsyncSession, change: LimitChangeBody, *, changed_by: str, now: dt.datetime
+) -> dict[str, Any]:
+    """Set or retire a bank limit (the four-eyes operation's effect); every node picks it
+    up at its next sync. Return the limit as the staff API shows it.
+
+    Raises:
+        LimitUnknown: the change names no ceiling, or no subject where one is needed.
+        InvalidAmount: the amount is not a decimal string in the currency.
+    """
+    # LimitChangeBody checked the amount, the subject and the channel.
+    amount = change.amount_minor
+    subject, channel = change.subject, change.channel
+    if change.action == "retire":
+        retired = await repository.retire_limit(
             session,
             {
-                "id": new_id(),
                 "owner": "bank",
-                "level": change.level if change.level != "channel" else "channel",
+                "level": change.level,
                 "subject": subject,
                 "service_group": change.scope,
                 "channel": channel,
                 "currency": change.currency,
                 "period": change.period,
-                "max_amount_minor": amount if change.action == "set" else None,
-                "max_count": change.count if change.action == "set" else None,
-                "status": "active" if change.action == "set" else "retired",
-                "version": 1,
-                "changed_by": changed_by[:64],
-                "created_at": now,
-                "updated_at": now,
             },
+            changed_by=changed_by[:64],
+            now=now,
         )
-        return limit_view(LimitDef.of(row), (0, 0)) | {"status": row.status}
+        if retired is None:
+            raise LimitUnknown("no such active bank limit")
+        return limit_view(LimitDef.of(retired), (0, 0)) | {"status": retired.status}
+    row = await repository.save_limit(
+        session,
+        {
+            "id": new_id(),
+            "owner": "bank",
+            "level": change.level,
+            "subject": subject,
+            "service_group": change.scope,
+            "channel": channel,
+            "currency": change.currency,
+            "period": change.period,
+            "max_amount_minor": amount,
+            "max_count": change.count,
+            "status": "active",
+            "version": 1,
+            "changed_by": changed_by[:64],
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    return limit_view(LimitDef.of(row), (0, 0)) | {"status": row.status}
 
 
-def _keys(charges: Sequence[Charge]) -> list[tuple[str, str, str]]:
-    return [charge.key for charge in charges]
+async def bank_limits(
+    session: AsyncSession, *, include_retired: bool = False
+) -> list[dict[str, Any]]:
+    """Return the bank's limits as the staff API shows them."""
+    rows = await repository.all_bank_limits(session, include_retired=include_retired)
+    return [
+        limit_view(LimitDef.of(row), (0, 0))
+        | {
+            "status": row.status,
+            "subject": row.subject,
+            "version": row.version,
+            "changed_by": row.changed_by,
+        }
+        for row in rows
+    ]
+
+
+async def _prepare_change(session: AsyncSession, payload: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        change = LimitChangeBody.model_validate(dict(payload))
+    except ValidationError as error:
+        raise LimitUnknown(f"the change is not valid: {error.errors()[0]['msg']}") from None
+    return change.model_dump()
+
+
+async def _execute_change(
+    center: Any, session: AsyncSession, payload: Mapping[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    fields = {k: v for k, v in payload.items() if k in LimitChangeBody.model_fields}
+    by = f"{payload.get('requested_by', '')}+{payload.get('approved_by', '')}"
+    return {
+        "limit": await change_bank_limit(
+            session, LimitChangeBody.model_validate(fields), changed_by=by, now=now
+        )
+    }
+
+
+approvals.register(
+    "limit.change",
+    approvals.Operation(
+        request_permission="limit.change",
+        approve_permission="approval.limit_change",
+        prepare=_prepare_change,
+        execute=_execute_change,
+    ),
+)

@@ -31,7 +31,16 @@ from channelhub.security.errors import ApprovalNotPending, SameApprover
 from channelhub.security.rbac import has_permission
 from channelhub.security.service import SecurityCenter
 
-__all__ = ["OPERATIONS", "Operation", "approval_view", "decide", "pending", "request"]
+__all__ = [
+    "OPERATIONS",
+    "NotFound",
+    "Operation",
+    "approval_view",
+    "decide",
+    "pending",
+    "register",
+    "request",
+]
 
 #: An approval nobody decided within a day expires.
 _APPROVAL_LIFETIME = dt.timedelta(hours=24)
@@ -94,6 +103,15 @@ OPERATIONS: dict[str, Operation] = {
         execute=_reset_password,
     ),
 }
+
+
+def register(name: str, operation: Operation) -> None:
+    """Make ``name`` a four-eyes operation (other domains register theirs: limit changes,
+    risk list changes)."""
+    existing = OPERATIONS.get(name)
+    if existing is not None and existing != operation:
+        raise ValueError(f"approval operation {name!r} is registered twice")
+    OPERATIONS[name] = operation
 
 
 def _staff_id(principal: Principal) -> uuid.UUID:
@@ -217,7 +235,13 @@ async def decide(
             failed = None
             shown: dict[str, Any] = {}
             if approve:
-                shown = await OPERATIONS[row.operation].execute(center, session, row.payload, now)
+                # The operation sees who asked and who approved, for its own records.
+                payload = {
+                    **row.payload,
+                    "requested_by": row.requested_by_name,
+                    "approved_by": principal.attributes.get("username", ""),
+                }
+                shown = await OPERATIONS[row.operation].execute(center, session, payload, now)
             await repository.decide_approval(
                 session,
                 approval_id,

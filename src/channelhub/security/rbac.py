@@ -22,8 +22,28 @@ _TELLER = frozenset(
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "teller": _TELLER,
     "supervisor": _TELLER
-    | {"approval.read", "approval.password_reset", "approval.teller_override"},
-    "operator": frozenset({"catalog.publish", "parameter.change", "approval.read"}),
+    | {
+        "approval.read",
+        "approval.password_reset",
+        "approval.teller_override",
+        "approval.limit_change",
+        "approval.risk_list",
+        "limit.read",
+        "risk.read",
+        "risk.review",
+    },
+    "operator": frozenset(
+        {
+            "catalog.publish",
+            "parameter.change",
+            "approval.read",
+            "limit.read",
+            "limit.change",
+            "risk.read",
+            "risk.rules.manage",
+            "risk.list.change",
+        }
+    ),
     "admin": frozenset(
         {
             "customer.read",
@@ -35,9 +55,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "approval.read",
             "approval.password_reset",
             "approval.limit_change",
+            "approval.risk_list",
+            "limit.read",
+            "risk.read",
+            "risk.rules.manage",
         }
     ),
-    "auditor": frozenset({"audit.read", "journal.read", "approval.read", "customer.read"}),
+    "auditor": frozenset(
+        {"audit.read", "journal.read", "approval.read", "customer.read", "limit.read", "risk.read"}
+    ),
 }
 
 
