@@ -18,6 +18,7 @@ from channelhub.kit.ids import new_id
 from channelhub.kit.logging import configure_logging, get_logger
 from channelhub.limits import api as limits_api
 from channelhub.ops import health, metrics
+from channelhub.risk import api as risk_api
 from channelhub.runtime import Runtime
 from channelhub.security import api as security_api
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *openapi.routes,
             *security_api.routes,
             *limits_api.routes,
+            *risk_api.routes,
             *health.routes,
             *metrics.routes,
         ],

@@ -31,6 +31,7 @@ from channelhub.kit.db import create_engine, make_sessionmaker
 from channelhub.limits.counters import CounterStore, DatabaseCounters, RedisCounters
 from channelhub.limits.rules import bucket_of
 from channelhub.limits.service import LimitCenter
+from channelhub.risk.service import RiskEngine
 from channelhub.security.schemas import SecurityConfig
 from channelhub.security.service import SecurityCenter
 from channelhub.security.step_up import StepUpGate
@@ -52,6 +53,7 @@ BUILTIN_STEPS = (
     "channelhub.cau.steps",
     "channelhub.security.steps",
     "channelhub.limits.steps",
+    "channelhub.risk.steps",
 )
 
 
@@ -135,6 +137,7 @@ class Runtime:
     recovery: RecoveryWorker
     security: SecurityCenter
     limits: LimitCenter
+    risk: RiskEngine
     redis: Redis | None = None
 
     @classmethod
@@ -166,6 +169,13 @@ class Runtime:
             counters=_counters(settings, redis),
             sync_seconds=settings.limits.sync_seconds,
         )
+        risk = RiskEngine(
+            sessions=sessions,
+            zone=settings.bank.zone,
+            timeout_ms=settings.risk.timeout_ms,
+            error_outcome=settings.risk.rule_error_outcome,
+            sync_seconds=settings.risk.sync_seconds,
+        )
         security = SecurityCenter(sessions=sessions, config=security_config(settings))
         engine = TransactionEngine(
             sessions=sessions,
@@ -173,7 +183,7 @@ class Runtime:
             registry=registry,
             settings=engine_settings,
             step_up=StepUpGate(security),
-            services={"limits": limits},
+            services={"limits": limits, "risk": risk},
         )
         recovery = RecoveryWorker(
             sessions=sessions,
@@ -181,17 +191,24 @@ class Runtime:
             registry=registry,
             settings=engine_settings,
         )
-        runtime = cls(settings, db, sessions, catalog, engine, recovery, security, limits, redis)
+        runtime = cls(
+            settings, db, sessions, catalog, engine, recovery, security, limits, risk, redis
+        )
         return runtime
 
     async def start(self) -> None:
-        """Load what the node keeps in memory: signing keys, limits."""
+        """Load what the node keeps in memory: signing keys, limits, risk rules and lists."""
         await self.security.start()
         await self.limits.refresh()
+        await self.risk.refresh()
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
         """Return the loops that keep this node in step with the others."""
-        return [self.security.run_sync_forever(), self.limits.run_sync_forever()]
+        return [
+            self.security.run_sync_forever(),
+            self.limits.run_sync_forever(),
+            self.risk.run_sync_forever(),
+        ]
 
     async def close(self) -> None:
         """Release the database and Redis connections."""

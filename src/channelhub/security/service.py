@@ -49,7 +49,7 @@ from channelhub.security.tokens import (
     TokenVerifier,
 )
 
-__all__ = ["SecurityCenter", "new_token", "token_digest"]
+__all__ = ["SecurityCenter", "new_token", "password_changed_at", "token_digest"]
 
 log = get_logger(__name__)
 
@@ -943,3 +943,16 @@ def _principal(claims: AccessClaims) -> Principal:
         scopes=claims.scopes,
         attributes=attributes,
     )
+
+
+async def password_changed_at(
+    session: AsyncSession, subject_kind: str, subject_id: str
+) -> dt.datetime | None:
+    """Return when a customer user or staff member last set their password (risk: minutes
+    since the last password change); None if they have none."""
+    try:
+        subject = uuid.UUID(subject_id)
+    except ValueError:
+        return None
+    row = await repository.credential(session, subject_kind, subject)
+    return row.password_changed_at if row is not None else None

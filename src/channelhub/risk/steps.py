@@ -1,0 +1,165 @@
+"""The flow step the risk engine offers the kernel: ``risk.evaluate``.
+
+It decides ``allow``, ``challenge`` (the customer confirms with a one-time code, then the
+transaction goes on), ``review`` (the transaction is parked: later steps only hold the money,
+and a staff member decides) or ``deny``. The decision is recorded whatever happens next.
+
+An engine that cannot decide in time (Redis down, a slow database) follows the service's
+``on_failure``: ``closed`` (the default) refuses the transaction, ``open`` lets it through
+and records that it went unchecked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channelhub.kernel.errors import StepUpRequired
+from channelhub.kernel.steps import StepContext, registry
+from channelhub.kit.errors import ChannelhubError
+from channelhub.kit.ids import new_id
+from channelhub.kit.logging import get_logger
+from channelhub.kit.money import Money
+from channelhub.risk import repository
+from channelhub.risk.errors import RiskDenied, RiskUnavailable
+from channelhub.risk.rules import Evaluation
+from channelhub.risk.service import Assessment, RiskEngine, TxnRisk
+
+__all__: list[str] = []
+
+log = get_logger(__name__)
+
+
+def _engine(ctx: StepContext) -> RiskEngine:
+    engine = ctx.services.get("risk")
+    if engine is None:
+        raise ChannelhubError("the risk engine is not running on this node")
+    return engine  # type: ignore[no-any-return]
+
+
+def _txn(ctx: StepContext, params: Mapping[str, Any]) -> TxnRisk:
+    fields = ctx.service.definition.amount
+    if fields is None:
+        raise ChannelhubError(f"{ctx.service.id} has no amount for risk.evaluate")
+    payload = ctx.request.payload
+    amount = Money.parse(payload.get(fields.amount), payload.get(fields.currency))
+    principal = ctx.request.principal
+    beneficiary, account = str(params.get("beneficiary", "")), str(params.get("account", ""))
+    return TxnRisk(
+        txn_id=ctx.txn_id,
+        service=ctx.service.id,
+        channel=ctx.request.channel.partition(":")[0],
+        amount_minor=amount.minor,
+        currency=amount.currency,
+        customer=principal.attributes.get("customer_id", ""),
+        user=principal.id if principal.kind.value == "customer" else None,
+        beneficiary=str(payload[beneficiary]) if beneficiary in payload else None,
+        account=str(payload[account]) if account in payload else None,
+        device=ctx.request.device_id,
+        address=ctx.request.source_address,
+        now=ctx.now,
+    )
+
+
+def _keep_decision(
+    ctx: StepContext, txn: TxnRisk, assessment: Assessment, failure: str | None
+) -> uuid.UUID:
+    decision_id = new_id()
+    evaluation = assessment.evaluation
+    row = {
+        "id": decision_id,
+        "txn_id": ctx.txn_id,
+        "service_id": ctx.service.id,
+        "channel": ctx.request.channel,
+        "customer_id": txn.customer or None,
+        "outcome": evaluation.outcome,
+        "score": evaluation.score,
+        "fired": [fired.as_dict() for fired in evaluation.fired],
+        "features": assessment.features,
+        "failure": failure,
+        "at": ctx.now,
+    }
+
+    async def write(session: AsyncSession) -> None:
+        await repository.insert_decision(session, row)
+
+    # Kept whatever the transaction's outcome: a denied or failed one is recorded too.
+    ctx.keep.append(write)
+    return decision_id
+
+
+@registry.step("risk.evaluate")
+async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Decide on the transaction by the bank's rules; record why.
+
+    Params: ``beneficiary`` and ``account`` (the input fields naming where the money goes and
+    where it comes from), ``on_failure`` (``closed``, the default, or ``open``).
+    """
+    engine = _engine(ctx)
+    txn = _txn(ctx, params)
+    fail_open = params.get("on_failure", "closed") == "open"
+    try:
+        assessment = await asyncio.wait_for(engine.assess(ctx.session, txn), engine.timeout)
+    except ChannelhubError:
+        raise
+    except Exception as error:  # down or slow: the service's failure mode decides
+        reason = "timeout" if isinstance(error, TimeoutError) else type(error).__name__
+        log.warning("risk_unavailable", reason=reason, fail_open=fail_open)
+        outcome = "allow" if fail_open else "deny"
+        failure = f"{reason}: failed {'open' if fail_open else 'closed'}"
+        decision = _keep_decision(ctx, txn, Assessment(Evaluation(outcome, 0)), failure)
+        if not fail_open:
+            raise RiskUnavailable(
+                "risk control could not check this transaction",
+                details={"decision": str(decision)},
+            ) from None
+        return {"decision": str(decision), "outcome": outcome, "unchecked": True}
+    evaluation = assessment.evaluation
+    decision = _keep_decision(ctx, txn, assessment, None)
+    outcome = evaluation.outcome
+    if outcome == "deny":
+        raise RiskDenied("the transaction was refused", details={"decision": str(decision)})
+    if outcome == "challenge" and not ctx.stepped_up:
+        raise StepUpRequired(
+            "confirm this transaction with a one-time code", details={"decision": str(decision)}
+        )
+    if assessment.activity is not None:
+        await engine.features.record(ctx.session, assessment.activity)
+        if engine.features.outside:
+            activity, features = assessment.activity, engine.features
+
+            async def forget() -> None:
+                await features.forget(activity)
+
+            ctx.undo_outside.append(forget)
+    if outcome == "review":
+        await _park(ctx, txn, decision)
+    return {"decision": str(decision), "outcome": outcome, "score": evaluation.score}
+
+
+async def _park(ctx: StepContext, txn: TxnRisk, decision: uuid.UUID) -> None:
+    review_id = new_id()
+    await repository.insert_review(
+        ctx.session,
+        {
+            "id": review_id,
+            "txn_id": ctx.txn_id,
+            "decision_id": decision,
+            "service_id": ctx.service.id,
+            "channel": ctx.request.channel,
+            "customer_id": txn.customer or None,
+            "amount_minor": txn.amount_minor,
+            "currency": txn.currency,
+            "status": "pending",
+            "created_at": ctx.now,
+            "decided_by": None,
+            "decided_at": None,
+            "reason": None,
+        },
+    )
+    ctx.parked = "review"
+    ctx.data["review"] = str(review_id)
