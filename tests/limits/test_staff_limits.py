@@ -76,7 +76,8 @@ async def test_a_bank_limit_change_needs_a_second_staff_member(
     assert status == 200, body
     status, listed = await _call(http, secure_node, "GET", "/staff/v1/limits", operator)
     limits = listed["limits"]
-    assert isinstance(limits, list) and len(limits) == 1
+    assert isinstance(limits, list)
+    assert len(limits) == 1
     assert (limits[0]["limit"], limits[0]["changed_by"]) == ("25.00", "operator1+super1")
 
     # The serving node picks it up within its sync interval: a transfer over it is refused.

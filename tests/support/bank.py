@@ -45,6 +45,7 @@ class Bank:
         key: str | None = None,
         channel: str = "mobile",
         confirm: bool = True,
+        device: str | None = None,
     ) -> TransactionResult:
         """Run ``service`` as the named customer user through the kernel; with ``confirm``,
         answer a step-up challenge as the customer's authenticator app would."""
@@ -54,6 +55,7 @@ class Bank:
             principal=self.principals[who],
             payload=dict(payload or {}),
             idempotency_key=key or f"test-{uuid.uuid4()}",
+            device_id=device,
         )
         result = await self.runtime.engine.execute(request)
         if confirm and result.code == "MFA_NOT_ENROLLED":
@@ -123,7 +125,7 @@ async def open_bank(runtime: Runtime, *, generated: int = 0) -> Bank:
             text(
                 "SELECT u.username, a.number, a.currency FROM accounts a "
                 "JOIN customer_users u ON u.customer_id = a.customer_id "
-                "WHERE u.username IN ('alice', 'bob')"
+                "WHERE u.username IN ('alice', 'bob', 'acme.op1')"
             )
         )
         for username, number, currency in rows:

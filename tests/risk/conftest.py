@@ -1,0 +1,57 @@
+"""A demo bank whose risk engine runs the default rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from channelhub.kit.clock import utc_now
+from channelhub.kit.ids import new_id
+from channelhub.risk import repository
+from channelhub.risk.defaults import install_defaults
+from channelhub.risk.service import normalize_name
+from channelhub.runtime import Runtime
+from tests.support.bank import Bank, open_bank
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+@pytest.fixture
+async def bank(runtime: Runtime) -> Bank:
+    """The demo bank with the default rule set, at 14:00 bank time (not night)."""
+    opened = await open_bank(runtime)
+    async with runtime.sessions() as session, session.begin():
+        await install_defaults(session, by="test", now=utc_now())
+    runtime.risk.invalidate()
+    at_bank_time(runtime, 14)
+    return opened
+
+
+def at_bank_time(runtime: Runtime, hour: int, minute: int = 30) -> None:
+    """Make the engine's clock read today's ``hour:minute`` in Shanghai, ticking on."""
+    start = utc_now()
+    today = start.astimezone(SHANGHAI).date()
+    fixed = dt.datetime.combine(today, dt.time(hour, minute), tzinfo=SHANGHAI).astimezone(dt.UTC)
+    runtime.engine.clock = lambda: fixed + (utc_now() - start)
+
+
+async def add_to_list(runtime: Runtime, list_name: str, kind: str, value: str) -> None:
+    """Put a value on a list (what an approved four-eyes change does)."""
+    if kind == "beneficiary_name":
+        value = normalize_name(value)
+    async with runtime.sessions() as session, session.begin():
+        await repository.add_list_entry(
+            session,
+            {
+                "id": new_id(),
+                "list_name": list_name,
+                "kind": kind,
+                "value": value,
+                "reason": "test",
+                "requested_by": "test",
+                "approved_by": "test",
+                "created_at": utc_now(),
+            },
+        )
+    runtime.risk.invalidate()

@@ -1,0 +1,146 @@
+"""Rules alone: compiling with positions, refusing what cannot run, evaluating a set with a
+failing rule, shadow rules, and the decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from channelhub.risk.rules import (
+    Fired,
+    Rule,
+    RuleError,
+    RuleSet,
+    check_rule,
+    decide,
+    features_read,
+    sample_activation,
+)
+
+
+def _rule(name: str, expression: str, outcome: str = "deny", **extra: Any) -> Rule:
+    return Rule(
+        name=name,
+        version=extra.get("version", 1),
+        expression=expression,
+        outcome=outcome,
+        score=extra.get("score", 10),
+        on_error=extra.get("on_error", "review"),
+        mode=extra.get("mode", "active"),
+    )
+
+
+def _activation(**txn: Any) -> dict[str, Any]:
+    values = sample_activation()
+    values["txn"].update(txn)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("expression", "line", "column"),
+    [
+        ("txn.amount >", 1, 13),
+        ("txn.amount > 5 &&\n(features.new_device", 2, 21),
+        ("txn.amount ==== 1", 1, 14),
+    ],
+)
+def test_a_rule_that_does_not_parse_is_refused_with_its_position(
+    expression: str, line: int, column: int
+) -> None:
+    with pytest.raises(RuleError) as caught:
+        check_rule(expression)
+    assert (caught.value.line, caught.value.column) == (line, column)
+    assert f"line {line}, column {column}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "reason"),
+    [
+        ("txn.amout > 5", "no such variable or field: amout"),
+        ("features.not_a_feature", "not_a_feature"),
+        ("txn.amount", "yields int"),
+        ("txn.amount > 'five'", ""),
+        ("nosuchfunction(txn.amount)", ""),
+    ],
+)
+def test_a_rule_that_cannot_run_is_refused_when_saved(expression: str, reason: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        check_rule(expression)
+    assert reason in str(caught.value)
+
+
+def test_one_program_gives_each_rule_its_verdict() -> None:
+    rules = RuleSet(
+        [
+            _rule("big", "txn.amount >= 100000", "challenge", score=30),
+            _rule("mobile", 'txn.channel == "mobile"', "allow", score=5),
+            _rule("night", "txn.hour < 6", "review", score=50),
+        ]
+    )
+    result = rules.evaluate(_activation(amount=100000, hour=12), error_outcome="review")
+    assert [f.rule for f in result.fired] == ["big", "mobile"]
+    assert (result.outcome, result.score) == ("challenge", 35)
+    quiet = rules.evaluate(_activation(amount=5, channel="web", hour=12), error_outcome="review")
+    assert (quiet.outcome, quiet.score, quiet.fired) == ("allow", 0, ())
+
+
+def test_a_rule_failing_at_run_time_counts_as_its_fallback_and_others_still_run() -> None:
+    rules = RuleSet(
+        [
+            _rule(
+                "divides", "txn.amount / features.customer_count_5m > 10", "deny", on_error="review"
+            ),
+            _rule("big", "txn.amount >= 100", "challenge"),
+        ]
+    )
+    result = rules.evaluate(_activation(amount=500), error_outcome="allow")
+    assert result.outcome == "review"
+    failing = next(f for f in result.fired if f.rule == "divides")
+    assert failing.error is not None
+    assert "division by zero" in failing.error
+    assert failing.outcome == "review"
+    assert any(f.rule == "big" for f in result.fired)
+
+
+def test_shadow_rules_are_recorded_and_never_enforced() -> None:
+    rules = RuleSet(
+        [
+            _rule("everything", "true", "deny", mode="shadow", score=100),
+            _rule("small", "txn.amount < 10", "allow", score=1),
+        ]
+    )
+    result = rules.evaluate(_activation(amount=5), error_outcome="review")
+    assert (result.outcome, result.score) == ("allow", 1)
+    assert [(f.rule, f.shadow) for f in result.fired] == [("everything", True), ("small", False)]
+
+
+def test_only_the_features_rules_read_are_named() -> None:
+    assert features_read(
+        ["features.new_device && txn.hour < 6", "features.customer_sum_1h > 5"]
+    ) == {
+        "new_device",
+        "customer_sum_1h",
+    }
+
+
+_OUTCOME = st.sampled_from(["allow", "challenge", "review", "deny"])
+
+
+@given(st.lists(st.tuples(_OUTCOME, st.integers(0, 1000), st.booleans()), max_size=20))
+def test_the_decision_is_the_severest_enforced_outcome(
+    fired: list[tuple[str, int, bool]],
+) -> None:
+    records = [
+        Fired(f"r{i}", 1, outcome, score, shadow)
+        for i, (outcome, score, shadow) in enumerate(fired)
+    ]
+    result = decide(records)
+    enforced = [(o, s) for o, s, shadow in fired if not shadow]
+    order = ["allow", "challenge", "review", "deny"]
+    expected = max((o for o, _ in enforced), key=order.index, default="allow")
+    assert result.outcome == expected
+    assert result.score == min(sum(s for _, s in enforced), 1000)
+    assert len(result.fired) == len(fired)
