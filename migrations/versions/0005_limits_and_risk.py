@@ -145,9 +145,7 @@ def upgrade() -> None:
         sa.Column("created_at", _time(), nullable=False),
         sa.Column("updated_at", _time(), nullable=False),
         sa.CheckConstraint(f"outcome IN {_OUTCOMES}", name=op.f("ck_risk_rules_outcome_known")),
-        sa.CheckConstraint(
-            f"on_error IN {_OUTCOMES}", name=op.f("ck_risk_rules_on_error_known")
-        ),
+        sa.CheckConstraint(f"on_error IN {_OUTCOMES}", name=op.f("ck_risk_rules_on_error_known")),
         sa.CheckConstraint(
             "mode IN ('active', 'shadow', 'retired')", name=op.f("ck_risk_rules_mode_known")
         ),
@@ -168,9 +166,7 @@ def upgrade() -> None:
         sa.Column("requested_by", sa.String(length=64), nullable=False),
         sa.Column("approved_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", _time(), nullable=False),
-        sa.CheckConstraint(
-            "list_name IN ('deny', 'watch')", name=op.f("ck_risk_lists_list_known")
-        ),
+        sa.CheckConstraint("list_name IN ('deny', 'watch')", name=op.f("ck_risk_lists_list_known")),
         sa.CheckConstraint(
             "kind IN ('account', 'device', 'address', 'beneficiary_name')",
             name=op.f("ck_risk_lists_kind_known"),
@@ -218,9 +214,7 @@ def upgrade() -> None:
         sa.Column("features", _json, nullable=False),
         sa.Column("failure", sa.String(length=200), nullable=True),
         sa.Column("at", _time(), nullable=False),
-        sa.CheckConstraint(
-            f"outcome IN {_OUTCOMES}", name=op.f("ck_risk_decisions_outcome_known")
-        ),
+        sa.CheckConstraint(f"outcome IN {_OUTCOMES}", name=op.f("ck_risk_decisions_outcome_known")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_decisions")),
     )
     op.create_index("ix_risk_decisions_txn_id", "risk_decisions", ["txn_id"])
@@ -251,9 +245,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_reviews")),
         sa.UniqueConstraint("txn_id", name=op.f("uq_risk_reviews_txn_id")),
     )
-    op.create_index(
-        "ix_risk_reviews_status_created", "risk_reviews", ["status", "created_at"]
-    )
+    op.create_index("ix_risk_reviews_status_created", "risk_reviews", ["status", "created_at"])
 
 
 def downgrade() -> None:

@@ -41,6 +41,12 @@ partner_app = typer.Typer(help="Partner apps on the open API.", no_args_is_help=
 app.add_typer(partner_app, name="partner")
 terminal_app = typer.Typer(help="ATM and POS terminals and their keys.", no_args_is_help=True)
 app.add_typer(terminal_app, name="terminal")
+limits_app = typer.Typer(help="The bank's limits.", no_args_is_help=True)
+app.add_typer(limits_app, name="limits")
+risk_app = typer.Typer(help="The risk engine.", no_args_is_help=True)
+risk_rules_app = typer.Typer(help="Risk rules.", no_args_is_help=True)
+risk_app.add_typer(risk_rules_app, name="rules")
+app.add_typer(risk_app, name="risk")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(events_app, name="events")
 
@@ -231,6 +237,10 @@ async def _seed_demo(settings: Settings) -> None:
             )
             task = bar.add_task("demo transactions", total=len(DEMO_TRANSACTIONS))
             await seed(runtime.engine, advance=lambda _: bar.advance(task))
+            from channelhub.demo.controls import seed_controls
+            from channelhub.kit.clock import utc_now
+
+            await seed_controls(runtime.sessions, now=utc_now())
     finally:
         await runtime.close()
 
@@ -694,3 +704,128 @@ async def _tail(settings: Settings, count: int) -> list[dict[str, Any]]:
         return [cloudevent_json(row) for row in rows]
     finally:
         await engine.dispose()
+
+
+@limits_app.command("list")
+def limits_list(data_dir: DataDirOption = None) -> None:
+    """Print the bank's active limits (changes go through four-eyes: POST /staff/v1/limits)."""
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    rows = _run(_with_session(settings, _bank_limits))
+    table = Table("scope", "level", "subject", "channel", "currency", "period", "limit", "count")
+    for row in rows:
+        count = "" if row["count_limit"] is None else str(row["count_limit"])
+        table.add_row(
+            row["scope"],
+            row["level"],
+            row["subject"],
+            row["channel"],
+            row["currency"],
+            row["period"],
+            row["limit"] or "",
+            count,
+        )
+    out.print(table)
+
+
+async def _bank_limits(session: Any) -> list[dict[str, Any]]:
+    from channelhub.limits.service import bank_limits
+
+    return await bank_limits(session)
+
+
+async def _with_session(settings: Settings, action: Any, *, write: bool = False) -> Any:
+    from channelhub.runtime import Runtime
+
+    runtime = _load_or_exit(lambda: Runtime.build(settings))
+    try:
+        async with runtime.sessions() as session:
+            if not write:
+                return await action(session)
+            async with session.begin():
+                return await action(session)
+    finally:
+        await runtime.close()
+
+
+@risk_rules_app.command("list")
+def risk_rules_list(
+    everything: Annotated[bool, typer.Option("--all", help="Include retired versions.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print the risk rules: name, version, mode, outcome, score and expression."""
+    from channelhub.risk import repository
+
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+
+    async def rules(session: Any) -> Any:
+        return await repository.rules(session, include_retired=everything)
+
+    table = Table("name", "version", "mode", "outcome", "score", "expression")
+    for row in _run(_with_session(settings, rules)):
+        table.add_row(
+            row.name, str(row.version), row.mode, row.outcome, str(row.score), row.expression
+        )
+    out.print(table)
+
+
+@risk_rules_app.command("add")
+def risk_rules_add(
+    name: Annotated[str, typer.Option(help="The rule's name; a known name gets a new version.")],
+    expression: Annotated[str, typer.Option(help="A CEL condition, e.g. 'txn.amount > 100'.")],
+    outcome: Annotated[str, typer.Option(help="allow, challenge, review or deny.")],
+    score: Annotated[int, typer.Option(min=0, max=1000)] = 0,
+    active: Annotated[
+        bool, typer.Option("--active", help="Enforce at once instead of starting in shadow.")
+    ] = False,
+    description: Annotated[str, typer.Option()] = "",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Check a rule and save it (in shadow mode unless --active); a rule that does not compile
+    is refused with its line and column."""
+    from pydantic import ValidationError
+
+    from channelhub.kit.clock import utc_now
+    from channelhub.risk.errors import RuleInvalid
+    from channelhub.risk.schemas import RuleBody
+    from channelhub.risk.service import save_rule
+
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    try:
+        body = RuleBody(
+            name=name,
+            expression=expression,
+            outcome=outcome,
+            score=score,
+            description=description,
+            mode="active" if active else "shadow",
+        )
+    except ValidationError as error:
+        err.print(f"error: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}")
+        raise typer.Exit(2) from None
+
+    async def save(session: Any) -> Any:
+        return await save_rule(
+            session, body, by="cli", now=utc_now(), error_outcome=settings.risk.rule_error_outcome
+        )
+
+    try:
+        rule = _run(_with_session(settings, save, write=True))
+    except RuleInvalid as error:
+        err.print(f"error: {error.message}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"saved {rule['name']} version {rule['version']} ({rule['mode']})", highlight=False)
+
+
+@risk_rules_app.command("install-defaults")
+def risk_rules_install_defaults(data_dir: DataDirOption = None) -> None:
+    """Install the default rule set (rules whose name exists are left alone)."""
+    from channelhub.kit.clock import utc_now
+    from channelhub.risk.defaults import install_defaults
+
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+
+    async def install(session: Any) -> Any:
+        return await install_defaults(session, by="cli", now=utc_now())
+
+    added = _run(_with_session(settings, install, write=True))
+    out.print(f"installed {len(added)} rules: {', '.join(added) or 'none'}", highlight=False)

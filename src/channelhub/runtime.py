@@ -31,6 +31,7 @@ from channelhub.kit.db import create_engine, make_sessionmaker
 from channelhub.limits.counters import CounterStore, DatabaseCounters, RedisCounters
 from channelhub.limits.rules import bucket_of
 from channelhub.limits.service import LimitCenter
+from channelhub.risk.features_redis import RedisFeatures
 from channelhub.risk.service import RiskEngine
 from channelhub.security.schemas import SecurityConfig
 from channelhub.security.service import SecurityCenter
@@ -175,6 +176,7 @@ class Runtime:
             timeout_ms=settings.risk.timeout_ms,
             error_outcome=settings.risk.rule_error_outcome,
             sync_seconds=settings.risk.sync_seconds,
+            features=None if redis is None else RedisFeatures(redis, prefix=settings.redis.prefix),
         )
         security = SecurityCenter(sessions=sessions, config=security_config(settings))
         engine = TransactionEngine(
