@@ -411,6 +411,7 @@ async def worker(
     key_prefix: str,
     window: Window,
     result: RunResult,
+    service: str = SERVICE,
 ) -> None:
     """Transfer between random pairs back to back until the window closes."""
     from channelhub.kernel import TransactionRequest, TxnStatus
@@ -423,7 +424,7 @@ async def worker(
         target = rng.randrange(count - 1)
         target += target >= source  # distinct from the source, uniformly
         request = TransactionRequest(
-            service_id=SERVICE,
+            service_id=service,
             channel="mobile",
             principal=principals[source],
             payload={
@@ -459,6 +460,7 @@ async def closed_loop(
     concurrency: int,
     duration: float,
     tag: str,
+    service: str = SERVICE,
 ) -> RunResult:
     """Run ``concurrency`` workers for a warm-up plus ``duration`` seconds; measure the latter."""
     result = RunResult(concurrency, elapsed=duration)
@@ -474,6 +476,7 @@ async def closed_loop(
                 f"bench-{tag}-c{concurrency}-w{i}",
                 window,
                 result,
+                service,
             )
         )
         for i in range(concurrency)
