@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, func, or_, select, tuple_, update
+from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.kit.db import FastStatement, fetch, pg_connection
 from channelhub.limits.schemas import Charge
 from channelhub.models import LimitDefinition, LimitUsage
 
@@ -59,17 +60,20 @@ async def all_bank_limits(
     return (await session.execute(query.order_by(*order))).all()
 
 
-async def customer_limits(session: AsyncSession, customer_id: str) -> Sequence[Row[Any]]:
-    """Return the active limits a customer set on themself."""
-    result = await session.execute(
-        select(_defs).where(
-            _defs.c.level == "customer",
-            _defs.c.subject == customer_id,
-            _defs.c.owner == "customer",
-            _defs.c.status == "active",
-        )
+# Read on every reservation: compiled once, sent to asyncpg as it is on PostgreSQL.
+_CUSTOMER_LIMITS = FastStatement(
+    select(_defs).where(
+        _defs.c.level == "customer",
+        _defs.c.subject == bindparam("b_customer"),
+        _defs.c.owner == "customer",
+        _defs.c.status == "active",
     )
-    return result.all()
+)
+
+
+async def customer_limits(session: AsyncSession, customer_id: str) -> Sequence[Any]:
+    """Return the active limits a customer set on themself."""
+    return await fetch(session, _CUSTOMER_LIMITS, {"b_customer": customer_id})
 
 
 async def limit_by_id(session: AsyncSession, limit_id: uuid.UUID) -> Row[Any] | None:
@@ -121,36 +125,10 @@ async def retire_limit(
     return result.first()
 
 
-async def book(session: AsyncSession, charges: Sequence[Charge]) -> set[tuple[str, str, str]]:
-    """Add each charge to its counter, unless that would take the counter over its limit;
-    return the keys of the counters that took their charge.
-
-    One statement: on PostgreSQL each counter row is locked as it is updated and the limit
-    is checked against the row as it is after any concurrent booking committed, so two
-    reservations can never both take the last of a limit. Charges come sorted, so concurrent
-    statements lock counters in the same order. A charge that alone exceeds its limit must be
-    refused by the caller before (a new counter is inserted unchecked).
-    """
-    if not charges:
-        return set()
-    conn = await session.connection()
-    insert = _INSERT[conn.dialect.name](_usage).values(
-        [
-            {
-                "limit_id": charge.limit.id,
-                "subject": charge.subject,
-                "bucket": charge.bucket,
-                "used_minor": charge.amount_minor,
-                "used_count": charge.count,
-                "cap_minor": charge.limit.max_amount_minor,
-                "cap_count": charge.limit.max_count,
-                "expires_on": charge.expires_on,
-            }
-            for charge in charges
-        ]
-    )
+def _booking(dialect: str) -> Any:
+    insert = _INSERT[dialect](_usage)
     new = insert.excluded
-    statement = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=[_usage.c.limit_id, _usage.c.subject, _usage.c.bucket],
         set_={
             "used_minor": _usage.c.used_minor + new.used_minor,
@@ -163,8 +141,81 @@ async def book(session: AsyncSession, charges: Sequence[Charge]) -> set[tuple[st
             or_(new.cap_count.is_(None), _usage.c.used_count + new.used_count <= new.cap_count),
         ),
     ).returning(_usage.c.limit_id, _usage.c.subject, _usage.c.bucket)
-    rows = (await conn.execute(statement)).all()
-    return {(str(row.limit_id), row.subject, row.bucket) for row in rows}
+
+
+# SQLite: built once and executed with a list of rows, SQLAlchemy sends one multi-row statement
+# ("insertmanyvalues") from a cached compilation; a statement built with .values([...]) would
+# be compiled again on every call, which costs more than the database's work.
+_BOOK = _booking("sqlite")
+# PostgreSQL: the same statement over arrays, one text whatever the number of charges, kept
+# prepared by asyncpg. The rows are inserted in array order, so counters lock in that order.
+_BOOK_ARRAYS = FastStatement(
+    text(
+        """
+        INSERT INTO limit_usage AS u
+            (limit_id, subject, bucket, used_minor, used_count, cap_minor, cap_count, expires_on)
+        SELECT * FROM unnest(
+            CAST(:b_limit AS uuid[]), CAST(:b_subject AS varchar[]), CAST(:b_bucket AS varchar[]),
+            CAST(:b_minor AS bigint[]), CAST(:b_count AS integer[]),
+            CAST(:b_cap_minor AS bigint[]), CAST(:b_cap_count AS integer[]),
+            CAST(:b_expires AS date[]))
+        ON CONFLICT (limit_id, subject, bucket) DO UPDATE SET
+            used_minor = u.used_minor + excluded.used_minor,
+            used_count = u.used_count + excluded.used_count,
+            cap_minor = excluded.cap_minor,
+            cap_count = excluded.cap_count
+        WHERE (excluded.cap_minor IS NULL
+               OR u.used_minor + excluded.used_minor <= excluded.cap_minor)
+          AND (excluded.cap_count IS NULL
+               OR u.used_count + excluded.used_count <= excluded.cap_count)
+        RETURNING limit_id, subject, bucket
+        """
+    )
+)
+
+
+async def book(session: AsyncSession, charges: Sequence[Charge]) -> set[tuple[str, str, str]]:
+    """Add each charge to its counter, unless that would take the counter over its limit;
+    return the keys of the counters that took their charge.
+
+    One statement: on PostgreSQL each counter row is locked as it is updated and the limit
+    is checked against the row as it is after any concurrent booking committed, so two
+    reservations can never both take the last of a limit. Charges come sorted, so concurrent
+    statements lock counters in the same order. A charge that alone exceeds its limit must be
+    refused by the caller before (a new counter is inserted unchecked).
+    """
+    if not charges:
+        return set()
+    driver = await pg_connection(session)
+    if driver is not None:
+        arrays = {
+            "b_limit": [charge.limit.id for charge in charges],
+            "b_subject": [charge.subject for charge in charges],
+            "b_bucket": [charge.bucket for charge in charges],
+            "b_minor": [charge.amount_minor for charge in charges],
+            "b_count": [charge.count for charge in charges],
+            "b_cap_minor": [charge.limit.max_amount_minor for charge in charges],
+            "b_cap_count": [charge.limit.max_count for charge in charges],
+            "b_expires": [charge.expires_on for charge in charges],
+        }
+        booked = await driver.fetch(_BOOK_ARRAYS.sql, *_BOOK_ARRAYS.arguments(arrays))
+    else:
+        conn = await session.connection()
+        rows = [
+            {
+                "limit_id": charge.limit.id,
+                "subject": charge.subject,
+                "bucket": charge.bucket,
+                "used_minor": charge.amount_minor,
+                "used_count": charge.count,
+                "cap_minor": charge.limit.max_amount_minor,
+                "cap_count": charge.limit.max_count,
+                "expires_on": charge.expires_on,
+            }
+            for charge in charges
+        ]
+        booked = list(await conn.execute(_BOOK, rows))
+    return {(str(row[0]), row[1], row[2]) for row in booked}
 
 
 async def usage(

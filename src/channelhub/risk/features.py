@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, and_, false, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.kit.db import FastStatement, fetch, pg_connection
 from channelhub.kit.ids import new_id
 from channelhub.models import RiskActivity, RiskSighting
 
@@ -94,7 +95,64 @@ class FeatureStore(Protocol):
 
 _activity = cast(Table, RiskActivity.__table__)
 _sightings = cast(Table, RiskSighting.__table__)
-_INSERT: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_COLUMN = {"customer": "customer_id", "device": "device", "beneficiary": "beneficiary"}
+
+
+def _velocity_query() -> Any:
+    """One SELECT of all 24 numbers. A dimension the activity lacks is bound to NULL, which
+    equals nothing, so it counts zero."""
+    c = _activity.c
+    matches = {dim: c[_COLUMN.get(dim, dim)] == bindparam(f"b_{dim}") for dim in DIMENSIONS}
+    columns = []
+    for dim, match in matches.items():
+        for window in WINDOWS:
+            recent = and_(match, c.at > bindparam(f"b_since_{window}", type_=c.at.type))
+            columns.append(func.count().filter(recent).label(f"{dim}_count_{window}"))
+            same = and_(recent, c.currency == bindparam("b_currency"))
+            total = func.coalesce(func.sum(c.amount_minor).filter(same), 0)
+            columns.append(total.label(f"{dim}_sum_{window}"))
+    longest = max(WINDOWS, key=WINDOWS.__getitem__)
+    return select(*columns).where(
+        c.at > bindparam(f"b_since_{longest}", type_=c.at.type), or_(*matches.values())
+    )
+
+
+# Compiled once, sent to asyncpg as they are on PostgreSQL: building and compiling a
+# statement costs more CPU than the database's work on it.
+_VELOCITY = FastStatement(_velocity_query())
+_SEEN = FastStatement(
+    select(_sightings.c.kind).where(
+        _sightings.c.customer_id == bindparam("b_customer"),
+        or_(
+            and_(
+                _sightings.c.kind == "beneficiary",
+                _sightings.c.value == bindparam("b_beneficiary"),
+            ),
+            and_(_sightings.c.kind == "device", _sightings.c.value == bindparam("b_device")),
+        ),
+    )
+)
+_RECORD = _activity.insert()
+_SIGHT = sqlite.insert(_sightings).on_conflict_do_nothing()
+# PostgreSQL: the activity and its sightings in one statement (one round trip).
+_RECORD_BOTH = FastStatement(
+    text(
+        """
+        WITH activity AS (
+            INSERT INTO risk_activity
+                (id, txn_id, customer_id, device, beneficiary, address, amount_minor, currency, at)
+            VALUES (:id, :txn_id, :customer_id, :device, :beneficiary, :address, :amount_minor,
+                    :currency, :at)
+        )
+        INSERT INTO risk_sightings (customer_id, kind, value, first_seen)
+        SELECT :customer_id, seen.kind, seen.value, :at
+        FROM (VALUES ('beneficiary', CAST(:beneficiary AS varchar)),
+                     ('device', CAST(:device AS varchar))) AS seen (kind, value)
+        WHERE seen.value <> ''
+        ON CONFLICT DO NOTHING
+        """
+    ).bindparams(*(bindparam(column.name, type_=column.type) for column in _activity.c))
+)
 
 
 class DatabaseFeatures:
@@ -103,59 +161,46 @@ class DatabaseFeatures:
     outside = False
 
     async def velocity(self, session: AsyncSession, activity: Activity) -> dict[str, int]:
-        c = _activity.c
-        matches = {
-            dim: (c[f"{dim}_id" if dim == "customer" else dim] == value)
-            if (value := activity.value(dim)) is not None
-            else false()
-            for dim in DIMENSIONS
-        }
-        columns = []
-        for dim, match in matches.items():
-            for window, seconds in WINDOWS.items():
-                recent = and_(match, c.at > activity.at - dt.timedelta(seconds=seconds))
-                columns.append(func.count().filter(recent).label(f"{dim}_count_{window}"))
-                same = and_(recent, c.currency == activity.currency)
-                total = func.coalesce(func.sum(c.amount_minor).filter(same), 0)
-                columns.append(total.label(f"{dim}_sum_{window}"))
-        query = select(*columns).where(
-            c.at > activity.at - dt.timedelta(seconds=LONGEST), or_(*matches.values())
-        )
-        row = (await session.execute(query)).one()
-        return {name: int(value or 0) for name, value in row._mapping.items()}
+        params: dict[str, Any] = {f"b_{dim}": activity.value(dim) for dim in DIMENSIONS}
+        params["b_currency"] = activity.currency
+        for window, seconds in WINDOWS.items():
+            params[f"b_since_{window}"] = activity.at - dt.timedelta(seconds=seconds)
+        row = (await fetch(session, _VELOCITY, params))[0]
+        return {name: int(value or 0) for name, value in zip(VELOCITY, row, strict=True)}
 
     async def sightings(self, session: AsyncSession, activity: Activity) -> dict[str, bool]:
-        s = _sightings.c
-        wanted = [
-            and_(s.kind == kind, s.value == value)
-            for kind, value in (("beneficiary", activity.beneficiary), ("device", activity.device))
-            if value
-        ]
         seen: set[str] = set()
-        if wanted:
-            result = await session.execute(
-                select(s.kind).where(s.customer_id == activity.customer, or_(*wanted))
-            )
-            seen = {row.kind for row in result}
+        if activity.beneficiary or activity.device:
+            params = {
+                "b_customer": activity.customer,
+                # Empty values are never seen: NULL matches nothing.
+                "b_beneficiary": activity.beneficiary or None,
+                "b_device": activity.device or None,
+            }
+            seen = {row.kind for row in await fetch(session, _SEEN, params)}
         return {
             "new_beneficiary": bool(activity.beneficiary) and "beneficiary" not in seen,
             "new_device": bool(activity.device) and "device" not in seen,
         }
 
     async def record(self, session: AsyncSession, activity: Activity) -> None:
-        await session.execute(
-            _activity.insert().values(
-                id=new_id(),
-                txn_id=activity.txn_id,
-                customer_id=activity.customer,
-                device=activity.device,
-                beneficiary=activity.beneficiary,
-                address=activity.address,
-                amount_minor=activity.amount_minor,
-                currency=activity.currency,
-                at=activity.at,
-            )
-        )
+        params = {
+            "id": new_id(),
+            "txn_id": activity.txn_id,
+            "customer_id": activity.customer,
+            "device": activity.device,
+            "beneficiary": activity.beneficiary,
+            "address": activity.address,
+            "amount_minor": activity.amount_minor,
+            "currency": activity.currency,
+            "at": activity.at,
+        }
+        driver = await pg_connection(session)
+        if driver is not None:
+            await driver.execute(_RECORD_BOTH.sql, *_RECORD_BOTH.arguments(params))
+            return
+        conn = await session.connection()
+        await conn.execute(_RECORD, params)
         rows = [
             {
                 "customer_id": activity.customer,
@@ -167,9 +212,7 @@ class DatabaseFeatures:
             if value
         ]
         if rows:
-            conn = await session.connection()
-            insert = _INSERT[conn.dialect.name](_sightings).values(rows)
-            await conn.execute(insert.on_conflict_do_nothing())
+            await conn.execute(_SIGHT, rows)
 
     async def forget(self, activity: Activity) -> None:
         return None

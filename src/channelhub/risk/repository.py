@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, delete, func, insert, select, update
+from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.kit.db import FastStatement, pg_connection
 from channelhub.models import RiskDecision, RiskListEntry, RiskReview, RiskRule
 
 __all__ = [
@@ -110,9 +111,21 @@ async def remove_list_entry(session: AsyncSession, list_name: str, kind: str, va
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# Every money movement writes one: compiled once, sent to asyncpg as it is on PostgreSQL.
+_INSERT_DECISION = FastStatement(
+    insert(_decisions).values(
+        {column.name: bindparam(column.name, type_=column.type) for column in _decisions.c}
+    )
+)
+
+
 async def insert_decision(session: AsyncSession, values: Mapping[str, Any]) -> None:
     """Record a decision."""
-    await session.execute(insert(_decisions).values(dict(values)))
+    driver = await pg_connection(session)
+    if driver is not None:
+        await driver.execute(_INSERT_DECISION.sql, *_INSERT_DECISION.arguments(values))
+    else:
+        await session.execute(_INSERT_DECISION.core, dict(values))
 
 
 async def decision(session: AsyncSession, decision_id: uuid.UUID) -> Row[Any] | None:

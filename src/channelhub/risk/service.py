@@ -181,8 +181,19 @@ class RiskEngine:
             except Exception:  # the loop must outlive a database hiccup
                 log.exception("risk_sync_failed")
 
-    async def assess(self, session: AsyncSession, txn: TxnRisk) -> Assessment:
-        """Compute what the rules read and evaluate them (the caller bounds the time)."""
+    async def assess(
+        self, session: AsyncSession, txn: TxnRisk, *, deadline: float | None = None
+    ) -> Assessment:
+        """Compute what the rules read and evaluate them.
+
+        ``deadline`` (event-loop time) bounds the calls to a feature store outside the
+        database, which may be cancelled safely; statements on ``session`` are never cut
+        short (a cancelled statement would poison the transaction): the caller compares the
+        time taken with its budget afterwards.
+
+        Raises:
+            TimeoutError: the outside store did not answer before ``deadline``.
+        """
         if self._stale:
             await self.refresh(session)
         rules = self.rules
@@ -197,10 +208,12 @@ class RiskEngine:
             at=txn.now,
         )
         features: dict[str, Any] = {}
-        if rules.features & set(VELOCITY):
-            features.update(await self.features.velocity(session, activity))
-        if rules.features & set(SIGHTINGS):
-            features.update(await self.features.sightings(session, activity))
+        store = self.features
+        async with asyncio.timeout_at(deadline if store.outside else None):
+            if rules.features & set(VELOCITY):
+                features.update(await store.velocity(session, activity))
+            if rules.features & set(SIGHTINGS):
+                features.update(await store.sightings(session, activity))
         if "minutes_since_password_change" in rules.features:
             changed = (
                 await security.password_changed_at(session, "customer", txn.user)
@@ -225,7 +238,8 @@ class RiskEngine:
                 "weekday": local.isoweekday(),
             },
             "customer": customer,
-            "features": features,
+            # Only what the rules read: converting values for CEL is most of its time.
+            "features": {name: features[name] for name in rules.features if name in features},
             "lists": await self._lists(session, txn),
         }
         evaluation = rules.evaluate(activation, error_outcome=self.error_outcome)

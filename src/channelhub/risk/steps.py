@@ -26,6 +26,7 @@ from channelhub.kit.logging import get_logger
 from channelhub.kit.money import Money
 from channelhub.risk import repository
 from channelhub.risk.errors import RiskDenied, RiskUnavailable
+from channelhub.risk.features import Activity
 from channelhub.risk.rules import Evaluation
 from channelhub.risk.service import Assessment, RiskEngine, TxnRisk
 
@@ -102,22 +103,13 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
     engine = _engine(ctx)
     txn = _txn(ctx, params)
     fail_open = params.get("on_failure", "closed") == "open"
+    deadline = asyncio.get_running_loop().time() + engine.timeout
     try:
-        assessment = await asyncio.wait_for(engine.assess(ctx.session, txn), engine.timeout)
+        assessment = await engine.assess(ctx.session, txn, deadline=deadline)
     except ChannelhubError:
         raise
     except Exception as error:  # down or slow: the service's failure mode decides
-        reason = "timeout" if isinstance(error, TimeoutError) else type(error).__name__
-        log.warning("risk_unavailable", reason=reason, fail_open=fail_open)
-        outcome = "allow" if fail_open else "deny"
-        failure = f"{reason}: failed {'open' if fail_open else 'closed'}"
-        decision = _keep_decision(ctx, txn, Assessment(Evaluation(outcome, 0)), failure)
-        if not fail_open:
-            raise RiskUnavailable(
-                "risk control could not check this transaction",
-                details={"decision": str(decision)},
-            ) from None
-        return {"decision": str(decision), "outcome": outcome, "unchecked": True}
+        return _unchecked(ctx, txn, error, fail_open)
     evaluation = assessment.evaluation
     decision = _keep_decision(ctx, txn, assessment, None)
     outcome = evaluation.outcome
@@ -128,17 +120,52 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
             "confirm this transaction with a one-time code", details={"decision": str(decision)}
         )
     if assessment.activity is not None:
-        await engine.features.record(ctx.session, assessment.activity)
-        if engine.features.outside:
-            activity, features = assessment.activity, engine.features
-
-            async def forget() -> None:
-                await features.forget(activity)
-
-            ctx.undo_outside.append(forget)
+        await _record(ctx, engine, assessment.activity, fail_open)
     if outcome == "review":
         await _park(ctx, txn, decision)
     return {"decision": str(decision), "outcome": outcome, "score": evaluation.score}
+
+
+def _unchecked(
+    ctx: StepContext, txn: TxnRisk, error: Exception, fail_open: bool
+) -> Mapping[str, Any]:
+    """Record that the engine could not decide; refuse (fail closed) or let it through."""
+    reason = "timeout" if isinstance(error, TimeoutError) else type(error).__name__
+    log.warning("risk_unavailable", reason=reason, fail_open=fail_open)
+    outcome = "allow" if fail_open else "deny"
+    failure = f"{reason}: failed {'open' if fail_open else 'closed'}"
+    decision = _keep_decision(ctx, txn, Assessment(Evaluation(outcome, 0)), failure)
+    if not fail_open:
+        raise RiskUnavailable(
+            "risk control could not check this transaction", details={"decision": str(decision)}
+        )
+    return {"decision": str(decision), "outcome": outcome, "unchecked": True}
+
+
+async def _record(
+    ctx: StepContext, engine: RiskEngine, activity: Activity, fail_open: bool
+) -> None:
+    """Count the activity for the features of later transactions. In the database it is part
+    of the transaction; in Redis it is bounded by the engine's time budget, taken back if the
+    transaction rolls back, and a failure to count is a failure of the engine."""
+    features = engine.features
+    if not features.outside:
+        await features.record(ctx.session, activity)
+        return
+
+    async def forget() -> None:
+        await features.forget(activity)
+
+    # Before the call: a script cut short by the timeout may still have run in Redis.
+    ctx.undo_outside.append(forget)
+    try:
+        async with asyncio.timeout(engine.timeout):
+            await features.record(ctx.session, activity)
+    except Exception as error:  # Redis refused or timed out
+        reason = "timeout" if isinstance(error, TimeoutError) else type(error).__name__
+        log.warning("risk_record_failed", reason=reason, fail_open=fail_open)
+        if not fail_open:
+            raise RiskUnavailable("risk control could not record this transaction") from None
 
 
 async def _park(ctx: StepContext, txn: TxnRisk, decision: uuid.UUID) -> None:
