@@ -92,6 +92,13 @@ class FeatureStore(Protocol):
         """Undo ``record`` (outside stores only: the database rolls back by itself)."""
         ...
 
+    async def read(
+        self, session: AsyncSession, activity: Activity, *, velocity: bool, sightings: bool
+    ) -> dict[str, Any]:
+        """Return the velocity features and/or the sightings, in as few round trips as the
+        store can."""
+        ...
+
 
 _activity = cast(Table, RiskActivity.__table__)
 _sightings = cast(Table, RiskSighting.__table__)
@@ -134,6 +141,22 @@ _SEEN = FastStatement(
 )
 _RECORD = _activity.insert()
 _SIGHT = sqlite.insert(_sightings).on_conflict_do_nothing()
+# Both at once, in one round trip: the velocity numbers and whether each party was seen.
+_VELOCITY_AND_SEEN = FastStatement(
+    _velocity_query().add_columns(
+        *(
+            select(func.count())
+            .where(
+                _sightings.c.customer_id == bindparam("b_customer"),
+                _sightings.c.kind == kind,
+                _sightings.c.value == bindparam(f"b_seen_{kind}"),
+            )
+            .scalar_subquery()
+            .label(f"seen_{kind}")
+            for kind in ("beneficiary", "device")
+        )
+    )
+)
 # PostgreSQL: the activity and its sightings in one statement (one round trip).
 _RECORD_BOTH = FastStatement(
     text(
@@ -160,12 +183,36 @@ class DatabaseFeatures:
 
     outside = False
 
-    async def velocity(self, session: AsyncSession, activity: Activity) -> dict[str, int]:
+    async def read(
+        self, session: AsyncSession, activity: Activity, *, velocity: bool, sightings: bool
+    ) -> dict[str, Any]:
+        if not (velocity and sightings):
+            found: dict[str, Any] = {}
+            if velocity:
+                found.update(await self.velocity(session, activity))
+            if sightings:
+                found.update(await self.sightings(session, activity))
+            return found
+        params = self._velocity_params(activity)
+        params["b_seen_beneficiary"] = activity.beneficiary or None
+        params["b_seen_device"] = activity.device or None
+        row = (await fetch(session, _VELOCITY_AND_SEEN, params))[0]
+        found = {name: int(value or 0) for name, value in zip(VELOCITY, row, strict=False)}
+        seen_beneficiary, seen_device = row[len(VELOCITY) :]
+        found["new_beneficiary"] = bool(activity.beneficiary) and not seen_beneficiary
+        found["new_device"] = bool(activity.device) and not seen_device
+        return found
+
+    @staticmethod
+    def _velocity_params(activity: Activity) -> dict[str, Any]:
         params: dict[str, Any] = {f"b_{dim}": activity.value(dim) for dim in DIMENSIONS}
         params["b_currency"] = activity.currency
         for window, seconds in WINDOWS.items():
             params[f"b_since_{window}"] = activity.at - dt.timedelta(seconds=seconds)
-        row = (await fetch(session, _VELOCITY, params))[0]
+        return params
+
+    async def velocity(self, session: AsyncSession, activity: Activity) -> dict[str, int]:
+        row = (await fetch(session, _VELOCITY, self._velocity_params(activity)))[0]
         return {name: int(value or 0) for name, value in zip(VELOCITY, row, strict=True)}
 
     async def sightings(self, session: AsyncSession, activity: Activity) -> dict[str, bool]:

@@ -252,6 +252,17 @@ class RedisFeatures:
             "new_device": bool(activity.device) and "device" not in seen,
         }
 
+    async def read(
+        self, session: AsyncSession, activity: Activity, *, velocity: bool, sightings: bool
+    ) -> dict[str, Any]:
+        """Return the velocity features and/or the sightings (two calls when both)."""
+        found: dict[str, Any] = {}
+        if velocity:
+            found.update(await self.velocity(session, activity))
+        if sightings:
+            found.update(await self.sightings(session, activity))
+        return found
+
     async def record(self, session: AsyncSession, activity: Activity) -> None:
         """Count the activity in each of its dimensions' sets and remember its beneficiary
         and device for the customer, atomically and in one round trip."""

@@ -209,11 +209,12 @@ class RiskEngine:
         )
         features: dict[str, Any] = {}
         store = self.features
-        async with asyncio.timeout_at(deadline if store.outside else None):
-            if rules.features & set(VELOCITY):
-                features.update(await store.velocity(session, activity))
-            if rules.features & set(SIGHTINGS):
-                features.update(await store.sightings(session, activity))
+        velocity = not rules.features.isdisjoint(VELOCITY)
+        sightings = not rules.features.isdisjoint(SIGHTINGS)
+        if velocity or sightings:
+            async with asyncio.timeout_at(deadline if store.outside else None):
+                read = await store.read(session, activity, velocity=velocity, sightings=sightings)
+            features.update(read)
         if "minutes_since_password_change" in rules.features:
             changed = (
                 await security.password_changed_at(session, "customer", txn.user)
