@@ -8,7 +8,7 @@ import datetime as dt
 import random
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -16,11 +16,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channelhub.risk.features import DIMENSIONS, VELOCITY, WINDOWS, Activity
+from channelhub.risk.features import VELOCITY, WINDOWS
 from channelhub.risk.features_redis import RedisFeatures
+from tests.risk.features_model import BASE, activity, draw, draw_history, model
 from tests.support.databases import redis_url_or_skip
 
-BASE = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 #: The store ignores its session (the protocol passes one for the database store).
 NO_SESSION = cast(AsyncSession, None)
 
@@ -50,50 +50,6 @@ async def prefix(client: Redis) -> AsyncIterator[str]:
 def store(client: Redis, prefix: str) -> RedisFeatures:
     """RedisFeatures under this test's prefix."""
     return RedisFeatures(client, prefix=prefix)
-
-
-def activity(
-    at: dt.datetime,
-    *,
-    customer: str = "c1",
-    device: str | None = None,
-    beneficiary: str | None = None,
-    address: str | None = None,
-    amount: int = 100,
-    currency: str = "CNY",
-    txn_id: uuid.UUID | None = None,
-) -> Activity:
-    """An activity with defaults for what a test does not care about."""
-    return Activity(
-        txn_id=txn_id or uuid.uuid4(),
-        customer=customer,
-        device=device,
-        beneficiary=beneficiary,
-        address=address,
-        amount_minor=amount,
-        currency=currency,
-        at=at,
-    )
-
-
-def model(history: Sequence[Activity], now: Activity) -> dict[str, int]:
-    """What the features must be, computed the way DatabaseFeatures' SQL states them."""
-    values = dict.fromkeys(VELOCITY, 0)
-    for dim in DIMENSIONS:
-        value = now.value(dim)
-        if value is None:
-            continue
-        for window, seconds in WINDOWS.items():
-            recent = [
-                past
-                for past in history
-                if past.value(dim) == value and past.at > now.at - dt.timedelta(seconds=seconds)
-            ]
-            values[f"{dim}_count_{window}"] = len(recent)
-            values[f"{dim}_sum_{window}"] = sum(
-                past.amount_minor for past in recent if past.currency == now.currency
-            )
-    return values
 
 
 def only(values: dict[str, int], dim: str) -> dict[str, int]:
@@ -216,34 +172,11 @@ async def test_velocity_trims_what_no_window_counts(
 
 
 async def test_random_scenarios_match_the_model(client: Redis, prefix: str) -> None:
-    currencies = ["CNY", "USD", "HKD"]
     for seed in range(8):
         rng = random.Random(seed)
         store = RedisFeatures(client, prefix=f"{prefix}{seed}:")
-
-        def pick(rng: random.Random, values: list[str]) -> str | None:
-            return rng.choice([None, *values])
-
-        def draw(rng: random.Random, at: dt.datetime) -> Activity:
-            return activity(
-                at,
-                customer=rng.choice(["c1", "c2", "c3"]),
-                device=pick(rng, ["d1", "d2"]),
-                beneficiary=pick(rng, ["b1", "b2", "b3"]),
-                address=pick(rng, ["a1", "a2"]),
-                amount=rng.randint(1, 10**12),
-                currency=rng.choice(currencies),
-            )
-
-        history: list[Activity] = []
-        span = 2 * 86400
-        for _ in range(rng.randint(20, 80)):
-            # Times around the window edges as well as anywhere in two days.
-            edge = rng.choice([*WINDOWS.values(), 0])
-            jitter = rng.choice([0, 1, -1, rng.randint(-5_000_000, 5_000_000)])
-            offset = rng.choice([rng.randint(0, span * 1_000_000), edge * 1_000_000 + jitter])
-            past = draw(rng, BASE - dt.timedelta(microseconds=max(offset, 1)))
-            history.append(past)
+        history = draw_history(rng)
+        for past in history:
             await store.record(NO_SESSION, past)
         for _ in range(10):
             now = draw(rng, BASE)

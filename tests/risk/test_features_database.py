@@ -1,0 +1,45 @@
+"""Velocity features and sightings in the database (DatabaseFeatures), on SQLite and
+PostgreSQL: random histories, many at a window's very edge, against the same model as Redis'
+store; the one-statement read equals the separate ones; a rolled-back record counts nothing."""
+
+from __future__ import annotations
+
+import random
+
+from channelhub.risk.features import Activity, DatabaseFeatures
+from channelhub.runtime import Runtime
+from tests.risk.features_model import BASE, draw, draw_history, model, sightings_model
+
+
+async def test_random_histories_match_the_model(runtime: Runtime) -> None:
+    store = DatabaseFeatures()
+    everything: list[Activity] = []  # the tables keep every seed's history
+    for seed in range(4):
+        rng = random.Random(seed)
+        history = draw_history(rng)
+        async with runtime.sessions() as session, session.begin():
+            for past in history:
+                await store.record(session, past)
+        everything += history
+        async with runtime.sessions() as session:
+            for _ in range(8):
+                now = draw(rng, BASE)
+                expected = model(everything, now)
+                assert await store.velocity(session, now) == expected, f"seed {seed}"
+                seen = sightings_model(everything, now)
+                assert await store.sightings(session, now) == seen, f"seed {seed}"
+                both = await store.read(session, now, velocity=True, sightings=True)
+                assert both == {**expected, **seen}, f"seed {seed}"
+
+
+async def test_a_rolled_back_record_counts_nothing(runtime: Runtime) -> None:
+    store = DatabaseFeatures()
+    rng = random.Random(99)
+    past = draw(rng, BASE)
+    async with runtime.sessions() as session:  # begins by itself at the first statement
+        await store.record(session, past)
+        assert (await store.velocity(session, past))["customer_count_5m"] == 1
+        await session.rollback()
+    async with runtime.sessions() as session:
+        assert (await store.velocity(session, past))["customer_count_5m"] == 0
+        assert await store.sightings(session, past) == sightings_model([], past)
