@@ -1,6 +1,7 @@
 """Velocity features and sightings in the database (DatabaseFeatures), on SQLite and
 PostgreSQL: random histories, many at a window's very edge, against the same model as Redis'
-store; the one-statement read equals the separate ones; a rolled-back record counts nothing."""
+store; the one-statement read equals the separate ones; reading and recording at once reads
+the state before the activity; a rolled-back record counts nothing."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ async def test_random_histories_match_the_model(runtime: Runtime) -> None:
                 assert await store.sightings(session, now) == seen, f"seed {seed}"
                 both = await store.read(session, now, velocity=True, sightings=True)
                 assert both == {**expected, **seen}, f"seed {seed}"
+        # Reading and recording at once (one statement on PostgreSQL) reads what was there
+        # before, then counts the activity for the next ones.
+        for _ in range(4):
+            now = draw(rng, BASE)
+            async with runtime.sessions() as session, session.begin():
+                read = await store.read(session, now, velocity=True, sightings=True, record=True)
+            assert read == {**model(everything, now), **sightings_model(everything, now)}
+            everything.append(now)
+            async with runtime.sessions() as session:
+                after = await store.read(session, now, velocity=True, sightings=False)
+            assert after == model(everything, now), f"seed {seed}"
 
 
 async def test_a_rolled_back_record_counts_nothing(runtime: Runtime) -> None:

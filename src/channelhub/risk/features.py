@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import String, Table, and_, bindparam, func, literal, or_, select, text, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channelhub.kit.db import FastStatement, fetch, pg_connection
@@ -93,10 +93,17 @@ class FeatureStore(Protocol):
         ...
 
     async def read(
-        self, session: AsyncSession, activity: Activity, *, velocity: bool, sightings: bool
+        self,
+        session: AsyncSession,
+        activity: Activity,
+        *,
+        velocity: bool,
+        sightings: bool,
+        record: bool = False,
     ) -> dict[str, Any]:
-        """Return the velocity features and/or the sightings, in as few round trips as the
-        store can."""
+        """Return the velocity features and/or the sightings as they were before the activity,
+        in as few round trips as the store can; with ``record``, count the activity too (as
+        ``record`` would, after the read)."""
         ...
 
 
@@ -141,21 +148,54 @@ _SEEN = FastStatement(
 )
 _RECORD = _activity.insert()
 _SIGHT = sqlite.insert(_sightings).on_conflict_do_nothing()
-# Both at once, in one round trip: the velocity numbers and whether each party was seen.
-_VELOCITY_AND_SEEN = FastStatement(
-    _velocity_query().add_columns(
-        *(
-            select(func.count())
-            .where(
-                _sightings.c.customer_id == bindparam("b_customer"),
-                _sightings.c.kind == kind,
-                _sightings.c.value == bindparam(f"b_seen_{kind}"),
-            )
-            .scalar_subquery()
-            .label(f"seen_{kind}")
-            for kind in ("beneficiary", "device")
+
+
+def _seen_columns() -> list[Any]:
+    """Whether the customer saw the beneficiary and the device before: two counts."""
+    return [
+        select(func.count())
+        .where(
+            _sightings.c.customer_id == bindparam("b_customer"),
+            _sightings.c.kind == kind,
+            _sightings.c.value == bindparam(f"b_seen_{kind}", type_=String),
         )
+        .scalar_subquery()
+        .label(f"seen_{kind}")
+        for kind in ("beneficiary", "device")
+    ]
+
+
+# Both at once, in one round trip: the velocity numbers and whether each party was seen.
+_VELOCITY_AND_SEEN = FastStatement(_velocity_query().add_columns(*_seen_columns()))
+# PostgreSQL: read and record in one statement. Every part of a statement sees the database
+# as it was when the statement began, so the SELECT does not count the activity its own WITH
+# inserts: the numbers are those before this activity, as the separate read gives them.
+_RECORDED = (
+    postgresql.insert(_activity)
+    .values({c.name: bindparam(f"r_{c.name}", type_=c.type) for c in _activity.c})
+    .cte("recorded")
+)
+_SIGHTED = (
+    postgresql.insert(_sightings)
+    .from_select(
+        ["customer_id", "kind", "value", "first_seen"],
+        union_all(
+            *(
+                select(
+                    bindparam("r_customer_id", type_=_activity.c.customer_id.type),
+                    literal(kind, String),
+                    bindparam(f"b_seen_{kind}", type_=String),
+                    bindparam("r_at", type_=_activity.c.at.type),
+                ).where(bindparam(f"b_seen_{kind}", type_=String).is_not(None))
+                for kind in ("beneficiary", "device")
+            )
+        ),
     )
+    .on_conflict_do_nothing()
+    .cte("sighted")
+)
+_READ_AND_RECORD = FastStatement(
+    _velocity_query().add_columns(*_seen_columns()).add_cte(_RECORDED, _SIGHTED)
 )
 # PostgreSQL: the activity and its sightings in one statement (one round trip).
 _RECORD_BOTH = FastStatement(
@@ -184,24 +224,58 @@ class DatabaseFeatures:
     outside = False
 
     async def read(
-        self, session: AsyncSession, activity: Activity, *, velocity: bool, sightings: bool
+        self,
+        session: AsyncSession,
+        activity: Activity,
+        *,
+        velocity: bool,
+        sightings: bool,
+        record: bool = False,
     ) -> dict[str, Any]:
-        if not (velocity and sightings):
-            found: dict[str, Any] = {}
+        driver = await pg_connection(session) if record else None
+        if driver is not None:  # PostgreSQL: everything in one round trip
+            statement: FastStatement | None = _READ_AND_RECORD
+        elif velocity and sightings:
+            statement = _VELOCITY_AND_SEEN
+        else:
+            statement = None
+        found: dict[str, Any] = {}
+        if statement is None:
             if velocity:
                 found.update(await self.velocity(session, activity))
             if sightings:
                 found.update(await self.sightings(session, activity))
-            return found
-        params = self._velocity_params(activity)
-        params["b_seen_beneficiary"] = activity.beneficiary or None
-        params["b_seen_device"] = activity.device or None
-        row = (await fetch(session, _VELOCITY_AND_SEEN, params))[0]
-        found = {name: int(value or 0) for name, value in zip(VELOCITY, row, strict=False)}
-        seen_beneficiary, seen_device = row[len(VELOCITY) :]
-        found["new_beneficiary"] = bool(activity.beneficiary) and not seen_beneficiary
-        found["new_device"] = bool(activity.device) and not seen_device
+        else:
+            params = self._velocity_params(activity)
+            params["b_seen_beneficiary"] = activity.beneficiary or None
+            params["b_seen_device"] = activity.device or None
+            if driver is not None:
+                params.update({f"r_{name}": value for name, value in self._row(activity).items()})
+                record = False  # done by the statement
+            row = (await fetch(session, statement, params))[0]
+            if velocity:
+                found.update(zip(VELOCITY, (int(value or 0) for value in row), strict=False))
+            if sightings:
+                seen_beneficiary, seen_device = row[len(VELOCITY) :]
+                found["new_beneficiary"] = bool(activity.beneficiary) and not seen_beneficiary
+                found["new_device"] = bool(activity.device) and not seen_device
+        if record:
+            await self.record(session, activity)
         return found
+
+    @staticmethod
+    def _row(activity: Activity) -> dict[str, Any]:
+        return {
+            "id": new_id(),
+            "txn_id": activity.txn_id,
+            "customer_id": activity.customer,
+            "device": activity.device,
+            "beneficiary": activity.beneficiary,
+            "address": activity.address,
+            "amount_minor": activity.amount_minor,
+            "currency": activity.currency,
+            "at": activity.at,
+        }
 
     @staticmethod
     def _velocity_params(activity: Activity) -> dict[str, Any]:
@@ -231,17 +305,7 @@ class DatabaseFeatures:
         }
 
     async def record(self, session: AsyncSession, activity: Activity) -> None:
-        params = {
-            "id": new_id(),
-            "txn_id": activity.txn_id,
-            "customer_id": activity.customer,
-            "device": activity.device,
-            "beneficiary": activity.beneficiary,
-            "address": activity.address,
-            "amount_minor": activity.amount_minor,
-            "currency": activity.currency,
-            "at": activity.at,
-        }
+        params = self._row(activity)
         driver = await pg_connection(session)
         if driver is not None:
             await driver.execute(_RECORD_BOTH.sql, *_RECORD_BOTH.arguments(params))

@@ -253,14 +253,23 @@ class RedisFeatures:
         }
 
     async def read(
-        self, session: AsyncSession, activity: Activity, *, velocity: bool, sightings: bool
+        self,
+        session: AsyncSession,
+        activity: Activity,
+        *,
+        velocity: bool,
+        sightings: bool,
+        record: bool = False,
     ) -> dict[str, Any]:
-        """Return the velocity features and/or the sightings (two calls when both)."""
+        """Return the velocity features and/or the sightings (a call each), then record the
+        activity if asked."""
         found: dict[str, Any] = {}
         if velocity:
             found.update(await self.velocity(session, activity))
         if sightings:
             found.update(await self.sightings(session, activity))
+        if record:
+            await self.record(session, activity)
         return found
 
     async def record(self, session: AsyncSession, activity: Activity) -> None:

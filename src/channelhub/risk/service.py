@@ -83,6 +83,9 @@ class Assessment:
     evaluation: Evaluation
     features: dict[str, Any] = field(default_factory=dict)
     activity: Activity | None = None
+    #: Whether the activity is counted already (a store inside the database counts it with
+    #: the read: a transaction that does not go on rolls it back with everything else).
+    recorded: bool = False
 
 
 def rule_view(row: Any) -> dict[str, Any]:
@@ -211,9 +214,14 @@ class RiskEngine:
         store = self.features
         velocity = not rules.features.isdisjoint(VELOCITY)
         sightings = not rules.features.isdisjoint(SIGHTINGS)
-        if velocity or sightings:
+        # A store in the database counts the activity in the same round trip as the read; one
+        # outside it only once the transaction goes on (see risk.steps).
+        recorded = not store.outside
+        if velocity or sightings or recorded:
             async with asyncio.timeout_at(deadline if store.outside else None):
-                read = await store.read(session, activity, velocity=velocity, sightings=sightings)
+                read = await store.read(
+                    session, activity, velocity=velocity, sightings=sightings, record=recorded
+                )
             features.update(read)
         if "minutes_since_password_change" in rules.features:
             changed = (
@@ -245,7 +253,7 @@ class RiskEngine:
         }
         evaluation = rules.evaluate(activation, error_outcome=self.error_outcome)
         seen = {**features, **{f"list_{k}": v for k, v in activation["lists"].items() if v}}
-        return Assessment(evaluation, seen, activity)
+        return Assessment(evaluation, seen, activity, recorded)
 
     async def _customer(self, session: AsyncSession, txn: TxnRisk) -> dict[str, Any]:
         standing = await cau.customer_standing(session, txn.customer)

@@ -119,7 +119,7 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
         raise StepUpRequired(
             "confirm this transaction with a one-time code", details={"decision": str(decision)}
         )
-    if assessment.activity is not None:
+    if assessment.activity is not None and not assessment.recorded:
         await _record(ctx, engine, assessment.activity, fail_open)
     if outcome == "review":
         await _park(ctx, txn, decision)
@@ -145,13 +145,10 @@ def _unchecked(
 async def _record(
     ctx: StepContext, engine: RiskEngine, activity: Activity, fail_open: bool
 ) -> None:
-    """Count the activity for the features of later transactions. In the database it is part
-    of the transaction; in Redis it is bounded by the engine's time budget, taken back if the
-    transaction rolls back, and a failure to count is a failure of the engine."""
+    """Count the activity for the features of later transactions, in a store outside the
+    database: bounded by the engine's time budget, taken back if the transaction rolls back;
+    a failure to count is a failure of the engine."""
     features = engine.features
-    if not features.outside:
-        await features.record(ctx.session, activity)
-        return
 
     async def forget() -> None:
         await features.forget(activity)
