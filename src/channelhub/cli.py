@@ -12,7 +12,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from channelhub import __version__
 from channelhub.config import Settings, SettingsError, load_settings
@@ -50,8 +50,18 @@ app.add_typer(risk_app, name="risk")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(events_app, name="events")
 
-out = Console(soft_wrap=True)
+# Piped into a file or another program, tables are as wide as their content needs, up to
+# 200 columns (rich would assume 80 and cut values short); a terminal keeps its own width.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def _table(*headers: str) -> Table:
+    """A table whose columns wrap their values rather than cut them short in a narrow
+    terminal."""
+    return Table(*(Column(header, overflow="fold") for header in headers))
+
+
 T = TypeVar("T")
 
 _state: dict[str, Path | None] = {"config": None}
@@ -134,7 +144,7 @@ def catalog_list() -> None:
     settings = _settings()
     import_plugins(settings.plugins)
     catalog = _load_or_exit(lambda: load_catalog(settings))
-    table = Table("service", "version", "category", "status", "auth", "channels", "title")
+    table = _table("service", "version", "category", "status", "auth", "channels", "title")
     for service in catalog.all():
         d = service.definition
         table.add_row(
@@ -237,12 +247,18 @@ async def _seed_demo(settings: Settings) -> None:
             )
             task = bar.add_task("demo transactions", total=len(DEMO_TRANSACTIONS))
             await seed(runtime.engine, advance=lambda _: bar.advance(task))
-            from channelhub.demo.controls import seed_controls
-            from channelhub.kit.clock import utc_now
-
-            await seed_controls(runtime.sessions, now=utc_now())
+        await _seed_controls(runtime)
     finally:
         await runtime.close()
+
+
+async def _seed_controls(runtime: Any) -> None:
+    """The demo's bank limits and default risk rules (after the demo's own transactions, so
+    that the velocity rule does not hold them)."""
+    from channelhub.demo.controls import seed_controls
+    from channelhub.kit.clock import utc_now
+
+    await seed_controls(runtime.sessions, now=utc_now())
 
 
 async def _seed_identities(runtime: Any, bar: Progress) -> None:
@@ -309,12 +325,14 @@ async def _seed_many(settings: Settings, customers: int) -> int:
             task = bar.add_task(
                 "seeding customers", total=customers, completed=min(existing, customers)
             )
-            return await seed_customers(
+            added = await seed_customers(
                 runtime.sessions,
                 _seed_context(runtime),
                 count=customers,
                 advance=lambda n: bar.advance(task, n),
             )
+        await _seed_controls(runtime)
+        return added
     finally:
         await runtime.close()
 
@@ -711,7 +729,7 @@ def limits_list(data_dir: DataDirOption = None) -> None:
     """Print the bank's active limits (changes go through four-eyes: POST /staff/v1/limits)."""
     settings = _settings(**_serve_overrides(None, None, data_dir))
     rows = _run(_with_session(settings, _bank_limits))
-    table = Table("scope", "level", "subject", "channel", "currency", "period", "limit", "count")
+    table = _table("scope", "level", "subject", "channel", "currency", "period", "limit", "count")
     for row in rows:
         count = "" if row["count_limit"] is None else str(row["count_limit"])
         table.add_row(
@@ -760,7 +778,7 @@ def risk_rules_list(
     async def rules(session: Any) -> Any:
         return await repository.rules(session, include_retired=everything)
 
-    table = Table("name", "version", "mode", "outcome", "score", "expression")
+    table = _table("name", "version", "mode", "outcome", "score", "expression")
     for row in _run(_with_session(settings, rules)):
         table.add_row(
             row.name, str(row.version), row.mode, row.outcome, str(row.score), row.expression

@@ -153,3 +153,57 @@ def test_seed_call_and_verify_the_demo_bank(tmp_path: Path) -> None:
     verified = channelhub("ledger", "verify", env=env)
     assert verified.returncode == 0, verified.stdout
     assert "ledger consistent" in verified.stdout
+
+
+def test_limits_and_risk_rules_from_the_command_line(tmp_path: Path) -> None:
+    env = _fresh_env(tmp_path)
+    assert channelhub("seed", "--customers", "0", env=env, timeout=120).returncode == 0
+    limits = channelhub("limits", "list", env=env)
+    assert limits.returncode == 0, limits.stderr
+    assert "200000.00" in limits.stdout  # the demo's daily limit, in full
+    rules = channelhub("risk", "rules", "list", env=env)
+    assert rules.returncode == 0, rules.stderr
+    for name in ("large_amount_new_beneficiary", "burst_of_transfers", "deny_list"):
+        assert name in rules.stdout
+    again = channelhub("risk", "rules", "install-defaults", env=env)
+    assert again.stdout.strip() == "installed 0 rules: none"
+
+    broken = channelhub(
+        "risk", "rules", "add", "--name", "broken", "--expression", "txn.amount >",
+        "--outcome", "deny", env=env,
+    )  # fmt: skip
+    assert broken.returncode == 1
+    assert "line 1, column 13" in broken.stderr
+    unknown = channelhub(
+        "risk", "rules", "add", "--name", "typo", "--expression", "features.no_such > 1",
+        "--outcome", "deny", env=env,
+    )  # fmt: skip
+    assert unknown.returncode == 1
+    assert "no_such" in unknown.stderr
+    bad_outcome = channelhub(
+        "risk", "rules", "add", "--name", "x", "--expression", "true", "--outcome", "maybe",
+        env=env,
+    )  # fmt: skip
+    assert bad_outcome.returncode == 2
+    saved = channelhub(
+        "risk", "rules", "add", "--name", "big_usd", "--outcome", "review", "--score", "50",
+        "--expression", 'txn.currency == "USD" && txn.amount > 500000', env=env,
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert saved.stdout.strip() == "saved big_usd version 1 (shadow)"
+    assert "big_usd" in channelhub("risk", "rules", "list", env=env).stdout
+
+    lowered = channelhub(
+        "call", "limit.set", "--as", "alice", "--json",
+        '{"scope": "transfer.outgoing", "channel": "mobile", "period": "daily",'
+        ' "amount": "100.00", "currency": "CNY"}',
+        env=env,
+    )  # fmt: skip
+    assert lowered.returncode == 0, lowered.stdout
+    listed = orjson.loads(channelhub("call", "limit.list", "--as", "alice", env=env).stdout)
+    mine = [
+        limit
+        for limit in listed["data"]["limits"]
+        if limit["owner"] == "customer" and limit["channel"] == "mobile"
+    ]
+    assert [(m["limit"], m["used"], m["remaining"]) for m in mine] == [("100.00", "0.00", "100.00")]
