@@ -72,6 +72,29 @@ def test_a_rule_that_cannot_run_is_refused_when_saved(expression: str, reason: s
     assert reason in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "(" * 1990 + "true" + ")" * 1990,
+        "[" * 1500 + "]" * 1500 + " == []",
+        "{1: " * 800 + "1" + "}" * 800 + " == {}",
+        "txn.amount > 1 &&" * 250,
+        "\x00 txn.amount > 1",
+        'txn.currency == "CNY && 😀',
+    ],
+    ids=["parentheses", "lists", "maps", "dangling-and", "nul", "unterminated-string"],
+)
+def test_hostile_expressions_are_refused_without_crashing(expression: str) -> None:
+    # Nesting deep enough to overflow a recursive parser's stack, and bytes a parser may not
+    # expect: a clear refusal, never a crash of the process.
+    with pytest.raises(RuleError):
+        check_rule(expression[:4000])
+
+
+def test_a_long_chain_of_negations_is_fine() -> None:
+    assert check_rule("!" * 3001 + "true").execute(sample_activation()) is False
+
+
 def test_one_program_gives_each_rule_its_verdict() -> None:
     rules = RuleSet(
         [
