@@ -111,3 +111,41 @@ async def test_a_bank_limit_change_needs_a_second_staff_member(
         assert [limit.max_amount_minor for limit in other.limits.bank_limits] == [2500]
     finally:
         await other.close()
+
+
+async def test_malformed_limit_changes_are_refused_and_ask_nothing(
+    secure_node: SecureNode, http: aiohttp.ClientSession
+) -> None:
+    operator = await staff_token(http, secure_node, "operator1")
+    supervisor = await staff_token(http, secure_node, "super1")
+    malformed: list[object] = [
+        [],
+        {**_CHANGE, "level": "planet"},
+        {**_CHANGE, "amount": "-1.00"},
+        {**_CHANGE, "amount": "1.001"},  # CNY has two decimals
+        {**_CHANGE, "amount": 25.5},  # a float, not a decimal string
+        {**_CHANGE, "amount": "1e3"},
+        {**_CHANGE, "amount": "9" * 25},
+        {**_CHANGE, "currency": "cny"},
+        {**_CHANGE, "channel": "all"},  # a channel limit names its channel
+        {**_CHANGE, "level": "customer"},  # ... and a customer limit its customer
+        {**_CHANGE, "subject": "x" * 65, "level": "account"},
+        {**_CHANGE, "period": "transaction", "count": 3},
+        {**_CHANGE, "amount": None},
+        {**_CHANGE, "scope": "Transfer; DROP TABLE limit_definitions"},
+        {**_CHANGE, "approved_by": "me"},
+    ]
+    for body in malformed:
+        status, answer = await _call(http, secure_node, "POST", "/staff/v1/limits", operator, body)
+        assert (status, answer["code"]) == (400, "VALIDATION_FAILED"), body
+    async with http.post(
+        secure_node.url("/staff/v1/limits"),
+        data=b'{"level": ' + b" " * 5000 + b'"global"}',
+        headers={"Authorization": f"Bearer {operator}", "Content-Type": "application/json"},
+    ) as response:
+        assert response.status == 400
+    status, pending = await _call(http, secure_node, "GET", "/staff/v1/approvals", supervisor)
+    assert status == 200
+    approvals = pending["approvals"]
+    assert isinstance(approvals, list)
+    assert [a for a in approvals if a["operation"] == "limit.change"] == []

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from channelhub.demo.identities import seed_identities, seed_partner
@@ -229,3 +230,73 @@ async def test_the_review_queue_approves_a_held_transfer(
         http, risk_node, "POST", "/api/v1/services/transfer.internal", token, transfer, held_key
     )
     assert (status, final["txn_id"], final["status"]) == (200, held["txn_id"], "succeeded")
+
+
+async def test_malformed_and_hostile_staff_requests_change_nothing(
+    risk_node: SecureNode, http: aiohttp.ClientSession
+) -> None:
+    operator = await staff_token(http, risk_node, "operator1")
+    supervisor = await staff_token(http, risk_node, "super1")
+    auth = {"Authorization": f"Bearer {operator}"}
+
+    async def raw(path: str, data: bytes, token: str = operator) -> tuple[int, dict[str, Any]]:
+        async with http.post(
+            risk_node.url(path),
+            data=data,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ) as answer:
+            return answer.status, await answer.json()
+
+    async with http.get(risk_node.url("/staff/v1/risk/rules?all=1"), headers=auth) as answer:
+        before = (await answer.json())["rules"]
+    longest = "txn.amount > 1 && " * 222 + "true"  # 4,000 characters, the most a rule may have
+    rules, lists = "/staff/v1/risk/rules", "/staff/v1/risk/lists"
+    rule = {"name": "x", "expression": "true", "outcome": "deny"}
+    entry = {"list": "deny", "kind": "account", "value": "1"}
+    malformed: list[tuple[str, object]] = [
+        (rules, b"{not json"),
+        (rules, []),
+        (rules, {**rule, "id": 1}),
+        (rules, {**rule, "name": "DROP TABLE"}),
+        (rules, {**rule, "outcome": "maybe"}),
+        (rules, {**rule, "score": -1}),
+        (rules, {**rule, "expression": "1" * 4001}),
+        (rules, {**rule, "description": "a" * 20_000}),
+        ("/staff/v1/risk/rules/deny_list/1/mode", {"mode": "off"}),
+        (lists, {**entry, "value": ""}),
+        (lists, {**entry, "list": "black"}),
+        (lists, {**entry, "value": "9" * 201}),
+    ]
+    for path, payload in malformed:
+        data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        status, body = await raw(path, data)
+        assert status == 400, (path, data[:80], body)
+        assert body["code"] == "VALIDATION_FAILED"
+    for path in (
+        "/staff/v1/risk/rules/no_such_rule/1/mode",
+        "/staff/v1/risk/rules/deny_list/x/mode",
+        "/staff/v1/risk/rules/deny_list/999/mode",
+    ):
+        status, body = await raw(path, b'{"mode": "active"}')
+        assert status == 404, (path, body)
+    for path in (
+        "/staff/v1/risk/reviews/not-a-uuid/approve",
+        "/staff/v1/risk/reviews/00000000-0000-0000-0000-000000000000/reject",
+    ):
+        status, body = await raw(path, b"{}", supervisor)
+        assert status == 404, (path, body)
+    async with http.get(
+        risk_node.url("/staff/v1/risk/transactions/'; DROP TABLE risk_rules; --/decisions"),
+        headers=auth,
+    ) as answer:
+        assert answer.status == 404
+
+    # The longest rule allowed is accepted: the body limit leaves room for it.
+    status, body = await raw(
+        "/staff/v1/risk/rules",
+        orjson.dumps({"name": "long", "expression": longest, "outcome": "allow"}),
+    )
+    assert status == 201, body
+    async with http.get(risk_node.url("/staff/v1/risk/rules?all=1"), headers=auth) as answer:
+        after = (await answer.json())["rules"]
+    assert [r for r in after if r["name"] != "long"] == before

@@ -21,6 +21,9 @@ from channelhub.security.rbac import has_permission
 
 __all__ = ["routes"]
 
+#: A rule's expression may be 4,000 characters and its description 500, escaped in JSON.
+_RULE_BODY_BYTES = 16_384
+
 
 def _uuid(request: Request, name: str) -> uuid.UUID:
     try:
@@ -52,7 +55,7 @@ async def add_rule(request: Request) -> Response:
         principal = await staff(request)
         if not has_permission(principal, "risk.rules.manage"):
             raise Forbidden("changing rules needs risk.rules.manage")
-        body = await read_body(request, RuleBody)
+        body = await read_body(request, RuleBody, limit=_RULE_BODY_BYTES)
         engine = request.app.state.runtime.risk
         async with request.app.state.security.sessions() as session, session.begin():
             rule = await service.save_rule(

@@ -67,12 +67,12 @@ async def staff(request: Request) -> Principal:
     return principal
 
 
-async def read_body(request: Request, shape: type[Shape]) -> Shape:
+async def read_body(request: Request, shape: type[Shape], *, limit: int = _MAX_BODY) -> Shape:
     raw = bytearray()
     async for chunk in request.stream():  # never more than the limit in memory
         raw += chunk
-        if len(raw) > _MAX_BODY:
-            raise BadRequest(f"the body exceeds {_MAX_BODY} bytes")
+        if len(raw) > limit:
+            raise BadRequest(f"the body exceeds {limit} bytes")
     try:
         return shape.model_validate(orjson.loads(bytes(raw) or b"{}"))
     except (orjson.JSONDecodeError, ValidationError):
