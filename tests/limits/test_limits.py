@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from channelhub.kernel.model import TxnStatus
@@ -97,10 +98,15 @@ async def test_the_tightest_limit_is_named(bank: Bank) -> None:
 
     first = await bank.call("alice", "transfer.internal", _transfer(bank, "200.00"))
     assert first.ok, first
+    refusals = ("channelhub_limit_refusals_total", {
+        "level": "channel", "period": "daily", "channel": "mobile", "by": "amount"
+    })  # fmt: skip
+    before = REGISTRY.get_sample_value(*refusals) or 0.0
     second = await bank.call("alice", "transfer.internal", _transfer(bank, "200.00"))
     assert second.code == "LIMIT_EXCEEDED"
     assert second.details["limit"] == mobile["id"]
     assert second.details["remaining"] == "100.00"
+    assert REGISTRY.get_sample_value(*refusals) == before + 1  # seen on /metrics
     # The web channel has room: only the global daily limit governs it there.
     on_web = await bank.call("alice", "transfer.internal", _transfer(bank, "200.00"), channel="web")
     assert on_web.ok, on_web

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from channelhub.kernel.held import conclude_held
@@ -156,8 +157,14 @@ async def test_shadow_rules_are_recorded_and_change_nothing(bank: Bank) -> None:
             error_outcome="review",
         )
     bank.runtime.risk.invalidate()
+    fired = ("channelhub_risk_rules_fired_total", {
+        "rule": "deny_everything", "version": "1", "mode": "shadow", "outcome": "deny"
+    })  # fmt: skip
+    before = REGISTRY.get_sample_value(*fired) or 0.0
     result = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
     assert result.ok, result
+    # How often a shadow rule would have acted is on /metrics, before anyone switches it on.
+    assert REGISTRY.get_sample_value(*fired) == before + 1
     decision = (await _decisions(bank, result.txn_id))[-1]
     assert decision.outcome == "allow"
     assert {

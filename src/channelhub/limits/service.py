@@ -27,6 +27,7 @@ from channelhub.limits.errors import (
     LimitExceeded,
     LimitUnknown,
 )
+from channelhub.limits.metrics import REFUSALS
 from channelhub.limits.rules import applicable, bucket_of, ceiling, charges_for, tightest
 from channelhub.limits.schemas import SERVICE_GROUPS, Charge, LimitChangeBody, LimitDef, TxnFacts
 from channelhub.security import approvals
@@ -41,6 +42,7 @@ def _decimal(minor: int, currency: str) -> str:
 
 
 def _refusal(charge: Charge | None, limit: LimitDef, how: str, used: int) -> ChannelhubError:
+    REFUSALS.labels(limit.level, limit.period, limit.channel, how).inc()
     details: dict[str, Any] = {
         "limit": str(limit.id),
         "level": limit.level,

@@ -27,6 +27,7 @@ from channelhub.kit.money import Money
 from channelhub.risk import repository
 from channelhub.risk.errors import RiskDenied, RiskUnavailable
 from channelhub.risk.features import Activity
+from channelhub.risk.metrics import DECISIONS, EVALUATION_SECONDS, RULES_FIRED, UNAVAILABLE
 from channelhub.risk.rules import Evaluation
 from channelhub.risk.service import Assessment, RiskEngine, TxnRisk
 
@@ -103,14 +104,16 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
     engine = _engine(ctx)
     txn = _txn(ctx, params)
     fail_open = params.get("on_failure", "closed") == "open"
-    deadline = asyncio.get_running_loop().time() + engine.timeout
+    started = asyncio.get_running_loop().time()
     try:
-        assessment = await engine.assess(ctx.session, txn, deadline=deadline)
+        assessment = await engine.assess(ctx.session, txn, deadline=started + engine.timeout)
     except ChannelhubError:
         raise
     except Exception as error:  # down or slow: the service's failure mode decides
         return _unchecked(ctx, txn, error, fail_open)
+    EVALUATION_SECONDS.observe(asyncio.get_running_loop().time() - started)
     evaluation = assessment.evaluation
+    _count(txn, evaluation)
     decision = _keep_decision(ctx, txn, assessment, None)
     outcome = evaluation.outcome
     if outcome == "deny":
@@ -126,12 +129,20 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
     return {"decision": str(decision), "outcome": outcome, "score": evaluation.score}
 
 
+def _count(txn: TxnRisk, evaluation: Evaluation) -> None:
+    DECISIONS.labels(txn.channel, evaluation.outcome).inc()
+    for fired in evaluation.fired:
+        mode = "shadow" if fired.shadow else "active"
+        RULES_FIRED.labels(fired.rule, str(fired.version), mode, fired.outcome).inc()
+
+
 def _unchecked(
     ctx: StepContext, txn: TxnRisk, error: Exception, fail_open: bool
 ) -> Mapping[str, Any]:
     """Record that the engine could not decide; refuse (fail closed) or let it through."""
     reason = "timeout" if isinstance(error, TimeoutError) else type(error).__name__
     log.warning("risk_unavailable", reason=reason, fail_open=fail_open)
+    UNAVAILABLE.labels("open" if fail_open else "closed").inc()
     outcome = "allow" if fail_open else "deny"
     failure = f"{reason}: failed {'open' if fail_open else 'closed'}"
     decision = _keep_decision(ctx, txn, Assessment(Evaluation(outcome, 0)), failure)
