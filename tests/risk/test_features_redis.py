@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channelhub.risk.features import VELOCITY, WINDOWS
 from channelhub.risk.features_redis import RedisFeatures
-from tests.risk.features_model import BASE, activity, draw, draw_history, model
+from tests.risk.features_model import (
+    BASE,
+    activity,
+    draw,
+    draw_history,
+    model,
+    sightings_model,
+)
 from tests.support.databases import redis_url_or_skip
 
 #: The store ignores its session (the protocol passes one for the database store).
@@ -181,6 +188,11 @@ async def test_random_scenarios_match_the_model(client: Redis, prefix: str) -> N
         for _ in range(10):
             now = draw(rng, BASE)
             assert await store.velocity(NO_SESSION, now) == model(history, now), f"seed {seed}"
+            # Both in one pipelined round trip: the same numbers, and the same sightings.
+            both = await store.read(NO_SESSION, now, velocity=True, sightings=True)
+            seen = await store.sightings(NO_SESSION, now)
+            assert both == {**model(history, now), **seen}, f"seed {seed}"
+            assert seen == sightings_model(history, now), f"seed {seed}"
         # Forget some: they leave the counts.
         for gone in rng.sample(history, k=len(history) // 3):
             await store.forget(gone)
@@ -307,3 +319,15 @@ async def test_redis_down_raises() -> None:
                 await call
     finally:
         await down.aclose()
+
+
+async def test_a_pipelined_read_loads_its_script_into_a_fresh_server(
+    client: Redis, store: RedisFeatures
+) -> None:
+    # A restarted Redis has no scripts: the pipeline must load the velocity script itself.
+    past = activity(BASE - dt.timedelta(minutes=1), device="d1", beneficiary="b1")
+    await store.record(NO_SESSION, past)
+    await client.script_flush()
+    now = activity(BASE, device="d1", beneficiary="b1")
+    both = await store.read(NO_SESSION, now, velocity=True, sightings=True)
+    assert both == {**model([past], now), **sightings_model([past], now)}

@@ -208,9 +208,18 @@ class RedisFeatures:
             if value
         ]
 
-    async def velocity(self, session: AsyncSession, activity: Activity) -> dict[str, int]:
-        """Return the counts and same-currency sums per dimension and window (all 24,
-        zero for a dimension the activity lacks), in one round trip."""
+    def _velocity_call(self, activity: Activity) -> tuple[list[str], list[Any]]:
+        """The velocity script's keys (one per known dimension) and arguments."""
+        keys = [self._velocity_key(dim, value) for dim, value in self._dimensions(activity)]
+        args: list[Any] = [
+            _epoch_us(activity.at),
+            activity.currency,
+            *(seconds * _US_PER_SECOND for seconds in WINDOWS.values()),
+        ]
+        return keys, args
+
+    def _velocity_values(self, activity: Activity, answer: list[Any]) -> dict[str, int]:
+        """All 24 numbers from the script's answer (zero for a dimension the activity lacks)."""
         values: dict[str, int] = {
             f"{dim}_{what}_{window}": 0
             for dim in DIMENSIONS
@@ -218,15 +227,7 @@ class RedisFeatures:
             for what in ("count", "sum")
         }
         dimensions = self._dimensions(activity)
-        if not dimensions:
-            return values
-        keys = [self._velocity_key(dim, value) for dim, value in dimensions]
-        args: list[Any] = [
-            _epoch_us(activity.at),
-            activity.currency,
-            *(seconds * _US_PER_SECOND for seconds in WINDOWS.values()),
-        ]
-        numbers = [int(n) for n in await self._velocity(keys=keys, args=args)]
+        numbers = [int(n) for n in answer]
         if len(numbers) != len(dimensions) * len(WINDOWS) * 2:
             raise RuntimeError(f"velocity script returned {len(numbers)} numbers")
         at = 0
@@ -237,20 +238,34 @@ class RedisFeatures:
                 at += 2
         return values
 
-    async def sightings(self, session: AsyncSession, activity: Activity) -> dict[str, bool]:
-        """Return whether the beneficiary and the device are new to the customer (False
-        for one the activity lacks)."""
-        fields = self._seen_fields(activity)
-        seen: set[str] = set()
-        if fields:
-            stored = await self._redis.hmget(
-                self._seen_key(activity.customer), [field for _, field in fields]
-            )
-            seen = {kind for (kind, _), txn in zip(fields, stored, strict=True) if txn is not None}
+    @staticmethod
+    def _sightings_values(
+        activity: Activity, fields: list[tuple[str, str]], stored: list[Any]
+    ) -> dict[str, bool]:
+        """Whether the beneficiary and the device are new, from HMGET's answer."""
+        seen = {kind for (kind, _), txn in zip(fields, stored, strict=True) if txn is not None}
         return {
             "new_beneficiary": bool(activity.beneficiary) and "beneficiary" not in seen,
             "new_device": bool(activity.device) and "device" not in seen,
         }
+
+    async def velocity(self, session: AsyncSession, activity: Activity) -> dict[str, int]:
+        """Return the counts and same-currency sums per dimension and window (all 24,
+        zero for a dimension the activity lacks), in one round trip."""
+        keys, args = self._velocity_call(activity)
+        answer = await self._velocity(keys=keys, args=args) if keys else []
+        return self._velocity_values(activity, answer)
+
+    async def sightings(self, session: AsyncSession, activity: Activity) -> dict[str, bool]:
+        """Return whether the beneficiary and the device are new to the customer (False
+        for one the activity lacks)."""
+        fields = self._seen_fields(activity)
+        stored: list[Any] = []
+        if fields:
+            stored = await self._redis.hmget(
+                self._seen_key(activity.customer), [field for _, field in fields]
+            )
+        return self._sightings_values(activity, fields, stored)
 
     async def read(
         self,
@@ -261,13 +276,23 @@ class RedisFeatures:
         sightings: bool,
         record: bool = False,
     ) -> dict[str, Any]:
-        """Return the velocity features and/or the sightings (a call each), then record the
-        activity if asked."""
+        """Return the velocity features and/or the sightings (both in one pipelined round
+        trip), then record the activity if asked."""
+        keys, args = self._velocity_call(activity)
+        fields = self._seen_fields(activity)
         found: dict[str, Any] = {}
-        if velocity:
-            found.update(await self.velocity(session, activity))
-        if sightings:
-            found.update(await self.sightings(session, activity))
+        if velocity and sightings and keys and fields:
+            pipe = self._redis.pipeline(transaction=False)
+            await self._velocity(keys=keys, args=args, client=pipe)
+            await pipe.hmget(self._seen_key(activity.customer), [field for _, field in fields])
+            answer, stored = await pipe.execute()
+            found.update(self._velocity_values(activity, answer))
+            found.update(self._sightings_values(activity, fields, stored))
+        else:
+            if velocity:
+                found.update(await self.velocity(session, activity))
+            if sightings:
+                found.update(await self.sightings(session, activity))
         if record:
             await self.record(session, activity)
         return found
