@@ -5,7 +5,9 @@ by default and open where the service says so; a slow one is cut off by its time
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -158,14 +160,42 @@ async def test_features_down_fail_open_where_the_service_says_so(redis_bank: Ban
         await dead.aclose()
 
 
-async def test_a_slow_risk_engine_is_cut_off_by_its_time_budget(redis_bank: Bank) -> None:
+@pytest.fixture
+async def silent_redis() -> AsyncIterator[str]:
+    """A server on a free port that accepts connections and never answers: a Redis that hangs."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read nothing, answer nothing, keep the connection open
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_slow_risk_engine_is_cut_off_by_its_time_budget(
+    redis_bank: Bank, silent_redis: str
+) -> None:
     bank = redis_bank
-    bank.runtime.risk.timeout = 0  # no time at all: every evaluation is too slow
-    postings = await bank.postings()
-    closed = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
-    assert closed.code == "RISK_UNAVAILABLE"
-    assert (await _decisions(bank, closed.txn_id))[-1].failure == "timeout: failed closed"
-    assert await bank.postings() == postings
-    opened = await bank.call("alice", "test.transfer.fail_open", _transfer(bank, "5.00"))
-    assert opened.ok, opened
-    assert (await _decisions(bank, opened.txn_id))[-1].failure == "timeout: failed open"
+    hanging = Redis.from_url(silent_redis)  # no socket timeout of its own: it would wait forever
+    bank.runtime.risk.features = RedisFeatures(hanging, prefix="silent:")
+    bank.runtime.risk.timeout = 0.05
+    try:
+        postings = await bank.postings()
+        started = time.perf_counter()
+        closed = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
+        assert closed.code == "RISK_UNAVAILABLE"
+        assert time.perf_counter() - started < 5  # cut off, not waiting for the server
+        assert (await _decisions(bank, closed.txn_id))[-1].failure == "timeout: failed closed"
+        assert await bank.postings() == postings
+        opened = await bank.call("alice", "test.transfer.fail_open", _transfer(bank, "5.00"))
+        assert opened.ok, opened
+        assert (await _decisions(bank, opened.txn_id))[-1].failure == "timeout: failed open"
+    finally:
+        await hanging.aclose()

@@ -276,30 +276,29 @@ class RedisFeatures:
         sightings: bool,
         record: bool = False,
     ) -> dict[str, Any]:
-        """Return the velocity features and/or the sightings (both in one pipelined round
-        trip), then record the activity if asked."""
+        """Return the velocity features and/or the sightings, then record the activity if
+        asked: all in one pipelined round trip, executed in that order (so the reads do not
+        see the activity)."""
         keys, args = self._velocity_call(activity)
         fields = self._seen_fields(activity)
-        found: dict[str, Any] = {}
-        if velocity and sightings and keys and fields:
-            pipe = self._redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
+        if velocity and keys:
             await self._velocity(keys=keys, args=args, client=pipe)
+        if sightings and fields:
             await pipe.hmget(self._seen_key(activity.customer), [field for _, field in fields])
-            answer, stored = await pipe.execute()
-            found.update(self._velocity_values(activity, answer))
-            found.update(self._sightings_values(activity, fields, stored))
-        else:
-            if velocity:
-                found.update(await self.velocity(session, activity))
-            if sightings:
-                found.update(await self.sightings(session, activity))
         if record:
-            await self.record(session, activity)
+            record_keys, record_args = self._record_call(activity)
+            await self._record(keys=record_keys, args=record_args, client=pipe)
+        answers = list(await pipe.execute()) if len(pipe) else []
+        found: dict[str, Any] = {}
+        if velocity:
+            found.update(self._velocity_values(activity, answers.pop(0) if keys else []))
+        if sightings:
+            found.update(self._sightings_values(activity, fields, answers.pop(0) if fields else []))
         return found
 
-    async def record(self, session: AsyncSession, activity: Activity) -> None:
-        """Count the activity in each of its dimensions' sets and remember its beneficiary
-        and device for the customer, atomically and in one round trip."""
+    def _record_call(self, activity: Activity) -> tuple[list[str], list[Any]]:
+        """The record script's keys (the seen hash, then the velocity sets) and arguments."""
         keys = [self._seen_key(activity.customer)] + [
             self._velocity_key(dim, value) for dim, value in self._dimensions(activity)
         ]
@@ -313,6 +312,12 @@ class RedisFeatures:
             str(activity.txn_id),
             *(field for _, field in self._seen_fields(activity)),
         ]
+        return keys, args
+
+    async def record(self, session: AsyncSession, activity: Activity) -> None:
+        """Count the activity in each of its dimensions' sets and remember its beneficiary
+        and device for the customer, atomically and in one round trip."""
+        keys, args = self._record_call(activity)
         await self._record(keys=keys, args=args)
 
     async def forget(self, activity: Activity) -> None:

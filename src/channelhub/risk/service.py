@@ -82,10 +82,20 @@ class Assessment:
 
     evaluation: Evaluation
     features: dict[str, Any] = field(default_factory=dict)
-    activity: Activity | None = None
-    #: Whether the activity is counted already (a store inside the database counts it with
-    #: the read: a transaction that does not go on rolls it back with everything else).
-    recorded: bool = False
+
+
+def activity_of(txn: TxnRisk) -> Activity:
+    """Return the money movement the features count for a transaction."""
+    return Activity(
+        txn_id=txn.txn_id,
+        customer=txn.customer,
+        device=txn.device,
+        beneficiary=txn.beneficiary,
+        address=txn.address,
+        amount_minor=txn.amount_minor,
+        currency=txn.currency,
+        at=txn.now,
+    )
 
 
 def rule_view(row: Any) -> dict[str, Any]:
@@ -200,29 +210,19 @@ class RiskEngine:
         if self._stale:
             await self.refresh(session)
         rules = self.rules
-        activity = Activity(
-            txn_id=txn.txn_id,
-            customer=txn.customer,
-            device=txn.device,
-            beneficiary=txn.beneficiary,
-            address=txn.address,
-            amount_minor=txn.amount_minor,
-            currency=txn.currency,
-            at=txn.now,
-        )
+        activity = activity_of(txn)
         features: dict[str, Any] = {}
         store = self.features
         velocity = not rules.features.isdisjoint(VELOCITY)
         sightings = not rules.features.isdisjoint(SIGHTINGS)
-        # A store in the database counts the activity in the same round trip as the read; one
-        # outside it only once the transaction goes on (see risk.steps).
-        recorded = not store.outside
-        if velocity or sightings or recorded:
-            async with asyncio.timeout_at(deadline if store.outside else None):
-                read = await store.read(
-                    session, activity, velocity=velocity, sightings=sightings, record=recorded
-                )
-            features.update(read)
+        # The store counts this activity in the same round trip as it reads the features for
+        # it. A transaction that does not go on takes the count back: the database's with its
+        # rollback, Redis' through the forget the step registered beforehand.
+        async with asyncio.timeout_at(deadline if store.outside else None):
+            read = await store.read(
+                session, activity, velocity=velocity, sightings=sightings, record=True
+            )
+        features.update(read)
         if "minutes_since_password_change" in rules.features:
             changed = (
                 await security.password_changed_at(session, "customer", txn.user)
@@ -253,7 +253,7 @@ class RiskEngine:
         }
         evaluation = rules.evaluate(activation, error_outcome=self.error_outcome)
         seen = {**features, **{f"list_{k}": v for k, v in activation["lists"].items() if v}}
-        return Assessment(evaluation, seen, activity, recorded)
+        return Assessment(evaluation, seen)
 
     async def _customer(self, session: AsyncSession, txn: TxnRisk) -> dict[str, Any]:
         standing = await cau.customer_standing(session, txn.customer)

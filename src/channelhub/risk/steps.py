@@ -29,11 +29,14 @@ from channelhub.risk.errors import RiskDenied, RiskUnavailable
 from channelhub.risk.features import Activity
 from channelhub.risk.metrics import DECISIONS, EVALUATION_SECONDS, RULES_FIRED, UNAVAILABLE
 from channelhub.risk.rules import Evaluation
-from channelhub.risk.service import Assessment, RiskEngine, TxnRisk
+from channelhub.risk.service import Assessment, RiskEngine, TxnRisk, activity_of
 
 __all__: list[str] = []
 
 log = get_logger(__name__)
+
+#: The least time a store outside the database gets to take back a rolled-back activity.
+_FORGET_SECONDS = 1.0
 
 
 def _engine(ctx: StepContext) -> RiskEngine:
@@ -104,6 +107,10 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
     engine = _engine(ctx)
     txn = _txn(ctx, params)
     fail_open = params.get("on_failure", "closed") == "open"
+    if engine.features.outside:
+        # The store counts the activity as it reads the features: if the transaction does not
+        # go on (denied, challenged, failed, or the engine timed out), take it back.
+        _forget_on_rollback(ctx, engine, activity_of(txn))
     started = asyncio.get_running_loop().time()
     try:
         assessment = await engine.assess(ctx.session, txn, deadline=started + engine.timeout)
@@ -122,8 +129,6 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
         raise StepUpRequired(
             "confirm this transaction with a one-time code", details={"decision": str(decision)}
         )
-    if assessment.activity is not None and not assessment.recorded:
-        await _record(ctx, engine, assessment.activity, fail_open)
     if outcome == "review":
         await _park(ctx, txn, decision)
     return {"decision": str(decision), "outcome": outcome, "score": evaluation.score}
@@ -153,27 +158,17 @@ def _unchecked(
     return {"decision": str(decision), "outcome": outcome, "unchecked": True}
 
 
-async def _record(
-    ctx: StepContext, engine: RiskEngine, activity: Activity, fail_open: bool
-) -> None:
-    """Count the activity for the features of later transactions, in a store outside the
-    database: bounded by the engine's time budget, taken back if the transaction rolls back;
-    a failure to count is a failure of the engine."""
+def _forget_on_rollback(ctx: StepContext, engine: RiskEngine, activity: Activity) -> None:
     features = engine.features
+    # A store that hangs must not hold the answer for long: an activity left counted only
+    # makes later checks stricter (and the kernel logs the failure).
+    budget = max(engine.timeout, _FORGET_SECONDS)
 
     async def forget() -> None:
-        await features.forget(activity)
+        async with asyncio.timeout(budget):
+            await features.forget(activity)
 
-    # Before the call: a script cut short by the timeout may still have run in Redis.
     ctx.undo_outside.append(forget)
-    try:
-        async with asyncio.timeout(engine.timeout):
-            await features.record(ctx.session, activity)
-    except Exception as error:  # Redis refused or timed out
-        reason = "timeout" if isinstance(error, TimeoutError) else type(error).__name__
-        log.warning("risk_record_failed", reason=reason, fail_open=fail_open)
-        if not fail_open:
-            raise RiskUnavailable("risk control could not record this transaction") from None
 
 
 async def _park(ctx: StepContext, txn: TxnRisk, decision: uuid.UUID) -> None:
