@@ -4,9 +4,10 @@ It decides ``allow``, ``challenge`` (the customer confirms with a one-time code,
 transaction goes on), ``review`` (the transaction is parked: later steps only hold the money,
 and a staff member decides) or ``deny``. The decision is recorded whatever happens next.
 
-An engine that cannot decide in time (Redis down, a slow database) follows the service's
-``on_failure``: ``closed`` (the default) refuses the transaction, ``open`` lets it through
-and records that it went unchecked.
+An engine that cannot decide (its Redis down, or slower than the time budget) follows the
+service's ``on_failure``: ``closed`` (the default) refuses the transaction, ``open`` lets it
+through and records that it went unchecked. Statements on the transaction's own database
+connection are never cut short: cancelling one would abort the whole transaction.
 """
 
 from __future__ import annotations
