@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from channelhub.config import Settings
 from channelhub.kit.clock import utc_now
@@ -16,7 +14,7 @@ from channelhub.limits.service import change_bank_limit
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings
 from tests.support.bank import Bank, open_bank
-from tests.support.databases import redis_url_or_skip
+from tests.support.databases import redis_keyspace
 
 
 @pytest.fixture(params=["database", "redis"])
@@ -26,16 +24,8 @@ async def counters(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, st
     if request.param == "database":
         yield {}
         return
-    url = await redis_url_or_skip()
-    prefix = f"channelhub-test:{secrets.token_hex(6)}:"
-    yield {"url": url, "prefix": prefix}
-    client = Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    async with redis_keyspace() as (url, prefix):
+        yield {"url": url, "prefix": prefix}
 
 
 @pytest.fixture

@@ -16,15 +16,6 @@ from tests.limits.conftest import set_bank_limit
 from tests.support.bank import Bank
 
 
-def _transfer(bank: Bank, amount: str, to: str = "bob.CNY") -> dict[str, Any]:
-    return {
-        "from_account": bank.accounts["alice.CNY"],
-        "to_account": bank.accounts[to],
-        "amount": amount,
-        "currency": "CNY",
-    }
-
-
 async def _used(bank: Bank, limit_id: str) -> tuple[int, int]:
     """What the counters hold for alice on ``limit_id`` today, wherever they are kept."""
     runtime = bank.runtime
@@ -49,7 +40,7 @@ async def test_concurrent_transfers_never_overrun_a_daily_limit(bank: Bank) -> N
     before = await bank.balance(bank.accounts["alice.CNY"])
 
     results = await asyncio.gather(
-        *(bank.call("alice", "transfer.internal", _transfer(bank, "30.00")) for _ in range(100))
+        *(bank.call("alice", "transfer.internal", bank.transfer("30.00")) for _ in range(100))
     )
 
     ok = [r for r in results if r.status is TxnStatus.SUCCEEDED]
@@ -91,24 +82,24 @@ async def test_the_tightest_limit_is_named(bank: Bank) -> None:
         amount="250.00",
     )
 
-    too_big = await bank.call("alice", "transfer.internal", _transfer(bank, "260.00"))
+    too_big = await bank.call("alice", "transfer.internal", bank.transfer("260.00"))
     assert too_big.code == "LIMIT_EXCEEDED"
     assert too_big.details["limit"] == per_txn["id"]
     assert too_big.details["period"] == "transaction"
 
-    first = await bank.call("alice", "transfer.internal", _transfer(bank, "200.00"))
+    first = await bank.call("alice", "transfer.internal", bank.transfer("200.00"))
     assert first.ok, first
     refusals = ("channelhub_limit_refusals_total", {
         "level": "channel", "period": "daily", "channel": "mobile", "by": "amount"
     })  # fmt: skip
     before = REGISTRY.get_sample_value(*refusals) or 0.0
-    second = await bank.call("alice", "transfer.internal", _transfer(bank, "200.00"))
+    second = await bank.call("alice", "transfer.internal", bank.transfer("200.00"))
     assert second.code == "LIMIT_EXCEEDED"
     assert second.details["limit"] == mobile["id"]
     assert second.details["remaining"] == "100.00"
     assert REGISTRY.get_sample_value(*refusals) == before + 1  # seen on /metrics
     # The web channel has room: only the global daily limit governs it there.
-    on_web = await bank.call("alice", "transfer.internal", _transfer(bank, "200.00"), channel="web")
+    on_web = await bank.call("alice", "transfer.internal", bank.transfer("200.00"), channel="web")
     assert on_web.ok, on_web
 
 
@@ -122,7 +113,7 @@ async def test_a_count_limit_refuses_the_next_transaction(bank: Bank) -> None:
         count=2,
     )
     codes = [
-        (await bank.call("alice", "transfer.internal", _transfer(bank, "1.00"))).code
+        (await bank.call("alice", "transfer.internal", bank.transfer("1.00"))).code
         for _ in range(3)
     ]
     assert codes == ["OK", "OK", "LIMIT_COUNT_EXCEEDED"]
@@ -138,10 +129,10 @@ async def test_a_failed_transfer_gives_its_limit_back(bank: Bank) -> None:
         amount="100000.00",
     )
     # More than alice has: the ledger refuses after the limit was reserved.
-    broke = await bank.call("alice", "transfer.internal", _transfer(bank, "60000.00"))
+    broke = await bank.call("alice", "transfer.internal", bank.transfer("60000.00"))
     assert broke.code == "INSUFFICIENT_FUNDS"
     assert await _used(bank, str(limit["id"])) == (0, 0)
-    ok = await bank.call("alice", "transfer.internal", _transfer(bank, "10.00"))
+    ok = await bank.call("alice", "transfer.internal", bank.transfer("10.00"))
     assert ok.ok
     assert await _used(bank, str(limit["id"])) == (1000, 1)
 
@@ -157,8 +148,8 @@ async def test_an_account_limit_counts_per_account(bank: Bank) -> None:
         period="daily",
         amount="50.00",
     )
-    assert (await bank.call("alice", "transfer.internal", _transfer(bank, "40.00"))).ok
-    refused = await bank.call("alice", "transfer.internal", _transfer(bank, "20.00"))
+    assert (await bank.call("alice", "transfer.internal", bank.transfer("40.00"))).ok
+    refused = await bank.call("alice", "transfer.internal", bank.transfer("20.00"))
     assert refused.code == "LIMIT_EXCEEDED"
     assert refused.details["level"] == "account"
     # bob's transfers are not alice's account's.
@@ -196,8 +187,8 @@ async def test_customer_lowers_and_lists_own_limits(bank: Bank) -> None:
     assert above.code == "LIMIT_ABOVE_CEILING"
     assert above.details["ceiling"] == "5000.00"
 
-    assert (await bank.call("alice", "transfer.internal", _transfer(bank, "60.00"))).ok
-    refused = await bank.call("alice", "transfer.internal", _transfer(bank, "60.00"))
+    assert (await bank.call("alice", "transfer.internal", bank.transfer("60.00"))).ok
+    refused = await bank.call("alice", "transfer.internal", bank.transfer("60.00"))
     assert refused.code == "LIMIT_EXCEEDED"
     assert refused.details["owner"] == "customer"
 

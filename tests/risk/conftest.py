@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from typing import Any
 
 import pytest
 
@@ -20,12 +22,23 @@ SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 @pytest.fixture
 async def bank(runtime: Runtime) -> Bank:
     """The demo bank with the default rule set, at 14:00 bank time (not night)."""
+    return await open_guarded_bank(runtime)
+
+
+async def open_guarded_bank(runtime: Runtime) -> Bank:
+    """Open the demo bank on ``runtime``, install the default rules, set 14:00 bank time."""
     opened = await open_bank(runtime)
     async with runtime.sessions() as session, session.begin():
         await install_defaults(session, by="test", now=utc_now())
     runtime.risk.invalidate()
     at_bank_time(runtime, 14)
     return opened
+
+
+async def decisions(bank: Bank, txn_id: uuid.UUID) -> list[Any]:
+    """A transaction's risk decisions, oldest first."""
+    async with bank.runtime.sessions() as session:
+        return list(await repository.decisions_of(session, txn_id))
 
 
 def at_bank_time(runtime: Runtime, hour: int, minute: int = 30) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -26,17 +25,23 @@ from tests.risk.features_model import (
     model,
     sightings_model,
 )
-from tests.support.databases import redis_url_or_skip
+from tests.support.databases import redis_keyspace
 
 #: The store ignores its session (the protocol passes one for the database store).
 NO_SESSION = cast(AsyncSession, None)
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[Redis]:
-    """A client on the test Redis (skips when none answers)."""
-    url = await redis_url_or_skip()
-    redis = Redis.from_url(url)
+async def keyspace() -> AsyncIterator[tuple[str, str]]:
+    """The test Redis and a key prefix of this test's own (skips when no Redis answers)."""
+    async with redis_keyspace() as found:
+        yield found
+
+
+@pytest.fixture
+async def client(keyspace: tuple[str, str]) -> AsyncIterator[Redis]:
+    """A client on the test Redis."""
+    redis = Redis.from_url(keyspace[0])
     try:
         yield redis
     finally:
@@ -44,13 +49,9 @@ async def client() -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def prefix(client: Redis) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    value = f"channelhub-test:{secrets.token_hex(6)}:"
-    yield value
-    keys = [key async for key in client.scan_iter(match=f"{value}*")]
-    if keys:
-        await client.delete(*keys)
+def prefix(keyspace: tuple[str, str]) -> str:
+    """This test's key prefix; its keys are deleted afterwards."""
+    return keyspace[1]
 
 
 @pytest.fixture

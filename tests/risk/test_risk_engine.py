@@ -6,7 +6,6 @@ counts as its fallback; review holds the money until approved (completes) or rej
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -18,28 +17,11 @@ from channelhub.kit.clock import utc_now
 from channelhub.ledger import service as ledger
 from channelhub.limits.schemas import LimitChangeBody
 from channelhub.limits.service import change_bank_limit
-from channelhub.risk import repository
 from channelhub.risk.errors import RuleInvalid
 from channelhub.risk.schemas import RuleBody
 from channelhub.risk.service import save_rule
-from tests.risk.conftest import add_to_list, at_bank_time
+from tests.risk.conftest import add_to_list, at_bank_time, decisions
 from tests.support.bank import Bank
-
-
-def _transfer(
-    bank: Bank, amount: str, *, source: str = "alice.CNY", to: str = "bob.CNY"
-) -> dict[str, Any]:
-    return {
-        "from_account": bank.accounts[source],
-        "to_account": bank.accounts[to],
-        "amount": amount,
-        "currency": "CNY",
-    }
-
-
-async def _decisions(bank: Bank, txn_id: uuid.UUID) -> list[Any]:
-    async with bank.runtime.sessions() as session:
-        return list(await repository.decisions_of(session, txn_id))
 
 
 async def _available(bank: Bank, number: str) -> int:
@@ -49,14 +31,14 @@ async def _available(bank: Bank, number: str) -> int:
 
 async def test_large_amount_to_a_new_beneficiary_is_challenged(bank: Bank) -> None:
     # Innocent twin: a small amount to a new beneficiary goes through.
-    small = await bank.call("alice", "transfer.internal", _transfer(bank, "10.00", to="bob.CNY"))
+    small = await bank.call("alice", "transfer.internal", bank.transfer("10.00", to="bob.CNY"))
     assert small.ok, small
     # The same large amount to bob, now known, needs no code...
-    known = await bank.call("alice", "transfer.internal", _transfer(bank, "2500.00"), confirm=False)
+    known = await bank.call("alice", "transfer.internal", bank.transfer("2500.00"), confirm=False)
     assert known.ok, known
     # ...but to a beneficiary alice never paid, it does; nothing is journaled or posted.
     acme = bank.accounts["acme.op1.CNY"]
-    payload = {**_transfer(bank, "2500.00"), "to_account": acme}
+    payload = {**bank.transfer("2500.00"), "to_account": acme}
     postings = await bank.postings()
     challenged = await bank.call("alice", "transfer.internal", payload, confirm=False)
     assert challenged.code in ("STEP_UP_REQUIRED", "MFA_NOT_ENROLLED")
@@ -64,7 +46,7 @@ async def test_large_amount_to_a_new_beneficiary_is_challenged(bank: Bank) -> No
     # The customer's authenticator answers the challenge, and the transfer goes through.
     confirmed = await bank.call("alice", "transfer.internal", payload)
     assert confirmed.ok, confirmed
-    fired = [f["rule"] for d in await _decisions(bank, confirmed.txn_id) for f in d.fired]
+    fired = [f["rule"] for d in await decisions(bank, confirmed.txn_id) for f in d.fired]
     assert "large_amount_new_beneficiary" in fired
 
 
@@ -72,25 +54,25 @@ async def test_a_burst_of_transfers_is_held_for_review(bank: Bank) -> None:
     # Innocent twin: bob makes 5 transfers in 5 minutes; all go through.
     for _ in range(5):
         result = await bank.call(
-            "bob", "transfer.internal", _transfer(bank, "1.00", source="bob.CNY", to="alice.CNY")
+            "bob", "transfer.internal", bank.transfer("1.00", source="bob.CNY", to="alice.CNY")
         )
         assert result.ok, result
     # alice makes 6: the sixth is held.
     for _ in range(5):
-        assert (await bank.call("alice", "transfer.internal", _transfer(bank, "1.00"))).ok
+        assert (await bank.call("alice", "transfer.internal", bank.transfer("1.00"))).ok
     before = await _available(bank, bank.accounts["alice.CNY"])
-    sixth = await bank.call("alice", "transfer.internal", _transfer(bank, "1.00"))
+    sixth = await bank.call("alice", "transfer.internal", bank.transfer("1.00"))
     assert (sixth.status, sixth.code) == (TxnStatus.IN_REVIEW, "REVIEW_PENDING")
     assert sixth.data["review"]
     # The money is held, not moved: 1.00 plus the 2.00 fee.
     assert before - await _available(bank, bank.accounts["alice.CNY"]) == 300
-    decision = (await _decisions(bank, sixth.txn_id))[-1]
+    decision = (await decisions(bank, sixth.txn_id))[-1]
     assert decision.outcome == "review"
     assert decision.features["customer_count_5m"] == 5
 
 
 async def test_a_transfer_at_night_from_a_new_device_is_challenged(bank: Bank) -> None:
-    payload = _transfer(bank, "5.00")
+    payload = bank.transfer("5.00")
     # Innocent twins: a new device by day; a known device at night.
     assert (await bank.call("alice", "transfer.internal", payload, device="alice-phone")).ok
     at_bank_time(bank.runtime, 23)
@@ -105,22 +87,22 @@ async def test_a_transfer_at_night_from_a_new_device_is_challenged(bank: Bank) -
     at_bank_time(bank.runtime, 3)
     confirmed = await bank.call("alice", "transfer.internal", payload, device="alice-other-tablet")
     assert confirmed.ok, confirmed
-    fired = [f["rule"] for d in await _decisions(bank, confirmed.txn_id) for f in d.fired]
+    fired = [f["rule"] for d in await decisions(bank, confirmed.txn_id) for f in d.fired]
     assert "night_new_device" in fired
 
 
 async def test_a_party_on_the_deny_list_is_denied(bank: Bank) -> None:
     await add_to_list(bank.runtime, "deny", "account", bank.accounts["bob.CNY"])
     # Innocent twin: another beneficiary goes through.
-    other = {**_transfer(bank, "5.00"), "to_account": bank.accounts["acme.op1.CNY"]}
+    other = {**bank.transfer("5.00"), "to_account": bank.accounts["acme.op1.CNY"]}
     assert (await bank.call("alice", "transfer.internal", other)).ok
     postings = await bank.postings()
-    denied = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
+    denied = await bank.call("alice", "transfer.internal", bank.transfer("5.00"))
     assert (denied.status, denied.code) == (TxnStatus.FAILED, "RISK_DENIED")
     # Which rule denied it is the bank's business, not the caller's.
     assert set(denied.details) == {"decision"}
     assert await bank.postings() == postings
-    decision = (await _decisions(bank, denied.txn_id))[-1]
+    decision = (await decisions(bank, denied.txn_id))[-1]
     assert decision.outcome == "deny"
     assert [f["rule"] for f in decision.fired] == ["deny_list"]
     # A device on the deny list, and a beneficiary's name (matched case- and space-blind).
@@ -141,7 +123,7 @@ async def test_a_beneficiary_name_on_the_deny_list_is_denied(bank: Bank) -> None
     await add_to_list(
         bank.runtime, "deny", "beneficiary_name", "  " + str(name).upper().replace(" ", "   ")
     )
-    denied = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
+    denied = await bank.call("alice", "transfer.internal", bank.transfer("5.00"))
     assert denied.code == "RISK_DENIED"
 
 
@@ -161,11 +143,11 @@ async def test_shadow_rules_are_recorded_and_change_nothing(bank: Bank) -> None:
         "rule": "deny_everything", "version": "1", "mode": "shadow", "outcome": "deny"
     })  # fmt: skip
     before = REGISTRY.get_sample_value(*fired) or 0.0
-    result = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
+    result = await bank.call("alice", "transfer.internal", bank.transfer("5.00"))
     assert result.ok, result
     # How often a shadow rule would have acted is on /metrics, before anyone switches it on.
     assert REGISTRY.get_sample_value(*fired) == before + 1
-    decision = (await _decisions(bank, result.txn_id))[-1]
+    decision = (await decisions(bank, result.txn_id))[-1]
     assert decision.outcome == "allow"
     assert {
         "rule": "deny_everything",
@@ -192,9 +174,9 @@ async def test_a_rule_failing_at_run_time_counts_as_its_fallback(bank: Bank) -> 
             error_outcome="review",
         )
     bank.runtime.risk.invalidate()
-    result = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
+    result = await bank.call("alice", "transfer.internal", bank.transfer("5.00"))
     assert result.code == "RISK_DENIED"
-    decision = (await _decisions(bank, result.txn_id))[-1]
+    decision = (await decisions(bank, result.txn_id))[-1]
     failing = next(f for f in decision.fired if f["rule"] == "ratio")
     assert "division by zero" in failing["error"]
 
@@ -229,8 +211,8 @@ async def _review_scenario(bank: Bank) -> tuple[uuid.UUID, dict[str, int]]:
         )
     bank.runtime.limits.invalidate()
     for _ in range(5):
-        assert (await bank.call("alice", "transfer.internal", _transfer(bank, "7.00"))).ok
-    held = await bank.call("alice", "transfer.internal", _transfer(bank, "7.00"))
+        assert (await bank.call("alice", "transfer.internal", bank.transfer("7.00"))).ok
+    held = await bank.call("alice", "transfer.internal", bank.transfer("7.00"))
     assert held.status is TxnStatus.IN_REVIEW, held
     numbers = {who: bank.accounts[f"{who}.CNY"] for who in ("alice", "bob")}
     balances = {who: await bank.balance(number) for who, number in numbers.items()}

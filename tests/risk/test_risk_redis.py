@@ -6,7 +6,6 @@ by default and open where the service says so; a slow one is cut off by its time
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,67 +18,29 @@ from redis.asyncio import Redis
 from channelhub.kernel.codes import lookup
 from channelhub.kernel.model import TxnStatus
 from channelhub.kit.clock import utc_now
-from channelhub.risk import repository
-from channelhub.risk.defaults import install_defaults
 from channelhub.risk.features import Activity
 from channelhub.risk.features_redis import RedisFeatures
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings
-from tests.risk.conftest import at_bank_time
-from tests.support.bank import Bank, open_bank
-from tests.support.databases import redis_url_or_skip
+from tests.risk.conftest import decisions, open_guarded_bank
+from tests.support.bank import Bank
+from tests.support.databases import redis_keyspace
 
 #: Nothing listens here: a Redis that is down.
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[tuple[str, str]]:
-    """The test Redis and a key prefix of this test's own (its keys deleted afterwards)."""
-    url = await redis_url_or_skip()
-    prefix = f"channelhub-test:{secrets.token_hex(6)}:"
-    yield url, prefix
-    client = Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def redis_bank(
-    database_url: str, tmp_path: Path, redis_prefix: tuple[str, str]
-) -> AsyncIterator[Bank]:
+async def redis_bank(database_url: str, tmp_path: Path) -> AsyncIterator[Bank]:
     """The demo bank on a node configured with Redis, running the default rules at 14:00."""
-    url, prefix = redis_prefix
-    settings = make_settings(database_url, tmp_path, redis={"url": url, "prefix": prefix})
-    runtime = Runtime.build(settings)
-    try:
-        assert isinstance(runtime.risk.features, RedisFeatures)
-        opened = await open_bank(runtime)
-        async with runtime.sessions() as session, session.begin():
-            await install_defaults(session, by="test", now=utc_now())
-        runtime.risk.invalidate()
-        at_bank_time(runtime, 14)
-        yield opened
-    finally:
-        await runtime.close()
-
-
-def _transfer(bank: Bank, amount: str, to: str = "bob.CNY") -> dict[str, Any]:
-    return {
-        "from_account": bank.accounts["alice.CNY"],
-        "to_account": bank.accounts[to],
-        "amount": amount,
-        "currency": "CNY",
-    }
-
-
-async def _decisions(bank: Bank, txn_id: uuid.UUID) -> list[Any]:
-    async with bank.runtime.sessions() as session:
-        return list(await repository.decisions_of(session, txn_id))
+    async with redis_keyspace() as (url, prefix):
+        settings = make_settings(database_url, tmp_path, redis={"url": url, "prefix": prefix})
+        runtime = Runtime.build(settings)
+        try:
+            assert isinstance(runtime.risk.features, RedisFeatures)
+            yield await open_guarded_bank(runtime)
+        finally:
+            await runtime.close()
 
 
 async def _features_of_alice(bank: Bank, to: str) -> dict[str, Any]:
@@ -94,32 +55,32 @@ async def _features_of_alice(bank: Bank, to: str) -> dict[str, Any]:
 async def test_a_burst_counted_in_redis_is_held_for_review(redis_bank: Bank) -> None:
     bank = redis_bank
     for _ in range(5):
-        assert (await bank.call("alice", "transfer.internal", _transfer(bank, "1.00"))).ok
-    sixth = await bank.call("alice", "transfer.internal", _transfer(bank, "1.00"))
+        assert (await bank.call("alice", "transfer.internal", bank.transfer("1.00"))).ok
+    sixth = await bank.call("alice", "transfer.internal", bank.transfer("1.00"))
     assert (sixth.status, sixth.code) == (TxnStatus.IN_REVIEW, "REVIEW_PENDING")
-    decision = (await _decisions(bank, sixth.txn_id))[-1]
+    decision = (await decisions(bank, sixth.txn_id))[-1]
     assert decision.features["customer_count_5m"] == 5
     assert decision.features["customer_sum_5m"] == 500
 
 
 async def test_a_beneficiary_seen_in_redis_is_no_longer_new(redis_bank: Bank) -> None:
     bank = redis_bank
-    first = await bank.call("alice", "transfer.internal", _transfer(bank, "2500.00"), confirm=False)
+    first = await bank.call("alice", "transfer.internal", bank.transfer("2500.00"), confirm=False)
     assert first.code in ("STEP_UP_REQUIRED", "MFA_NOT_ENROLLED")
-    confirmed = await bank.call("alice", "transfer.internal", _transfer(bank, "2500.00"))
+    confirmed = await bank.call("alice", "transfer.internal", bank.transfer("2500.00"))
     assert confirmed.ok, confirmed
-    again = await bank.call("alice", "transfer.internal", _transfer(bank, "2500.00"), confirm=False)
+    again = await bank.call("alice", "transfer.internal", bank.transfer("2500.00"), confirm=False)
     assert again.ok, again
-    decision = (await _decisions(bank, again.txn_id))[-1]
+    decision = (await decisions(bank, again.txn_id))[-1]
     assert decision.features["new_beneficiary"] is False
 
 
 async def test_a_transaction_failing_after_being_counted_is_forgotten(redis_bank: Bank) -> None:
     bank = redis_bank
     # More than alice holds: the risk check passes (and counts it), then the posting fails.
-    result = await bank.call("alice", "transfer.internal", _transfer(bank, "60000.00"))
+    result = await bank.call("alice", "transfer.internal", bank.transfer("60000.00"))
     assert result.code == "INSUFFICIENT_FUNDS", result
-    assert (await _decisions(bank, result.txn_id))[-1].outcome in ("allow", "challenge")
+    assert (await decisions(bank, result.txn_id))[-1].outcome in ("allow", "challenge")
     features = await _features_of_alice(bank, "bob.CNY")
     assert features["customer_count_24h"] == 0
     assert features["new_beneficiary"] is True
@@ -132,12 +93,12 @@ async def test_features_down_fail_closed_by_default(redis_bank: Bank) -> None:
     try:
         postings = await bank.postings()
         before = await bank.balance(bank.accounts["alice.CNY"])
-        result = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
+        result = await bank.call("alice", "transfer.internal", bank.transfer("5.00"))
         assert (result.status, result.code) == (TxnStatus.FAILED, "RISK_UNAVAILABLE")
         assert lookup(result.code).http_status == 503
         assert await bank.postings() == postings
         assert await bank.balance(bank.accounts["alice.CNY"]) == before
-        decision = (await _decisions(bank, result.txn_id))[-1]
+        decision = (await decisions(bank, result.txn_id))[-1]
         assert decision.outcome == "deny"
         assert decision.failure == "ConnectionError: failed closed"
     finally:
@@ -150,10 +111,10 @@ async def test_features_down_fail_open_where_the_service_says_so(redis_bank: Ban
     bank.runtime.risk.features = RedisFeatures(dead, prefix="dead:")
     try:
         before = await bank.balance(bank.accounts["alice.CNY"])
-        result = await bank.call("alice", "test.transfer.fail_open", _transfer(bank, "5.00"))
+        result = await bank.call("alice", "test.transfer.fail_open", bank.transfer("5.00"))
         assert result.ok, result
         assert before - await bank.balance(bank.accounts["alice.CNY"]) == 500 + 200  # and fee
-        decision = (await _decisions(bank, result.txn_id))[-1]
+        decision = (await decisions(bank, result.txn_id))[-1]
         assert decision.outcome == "allow"
         assert decision.failure == "ConnectionError: failed open"
     finally:
@@ -189,13 +150,13 @@ async def test_a_slow_risk_engine_is_cut_off_by_its_time_budget(
     try:
         postings = await bank.postings()
         started = time.perf_counter()
-        closed = await bank.call("alice", "transfer.internal", _transfer(bank, "5.00"))
+        closed = await bank.call("alice", "transfer.internal", bank.transfer("5.00"))
         assert closed.code == "RISK_UNAVAILABLE"
         assert time.perf_counter() - started < 5  # cut off, not waiting for the server
-        assert (await _decisions(bank, closed.txn_id))[-1].failure == "timeout: failed closed"
+        assert (await decisions(bank, closed.txn_id))[-1].failure == "timeout: failed closed"
         assert await bank.postings() == postings
-        opened = await bank.call("alice", "test.transfer.fail_open", _transfer(bank, "5.00"))
+        opened = await bank.call("alice", "test.transfer.fail_open", bank.transfer("5.00"))
         assert opened.ok, opened
-        assert (await _decisions(bank, opened.txn_id))[-1].failure == "timeout: failed open"
+        assert (await decisions(bank, opened.txn_id))[-1].failure == "timeout: failed open"
     finally:
         await hanging.aclose()

@@ -66,6 +66,17 @@ class Bank:
             result = await self.runtime.engine.execute(replace(request, step_up=proof))
         return result
 
+    def transfer(
+        self, amount: str, *, source: str = "alice.CNY", to: str = "bob.CNY"
+    ) -> dict[str, Any]:
+        """The payload of a ``transfer.internal`` in CNY between two named accounts."""
+        return {
+            "from_account": self.accounts[source],
+            "to_account": self.accounts[to],
+            "amount": amount,
+            "currency": "CNY",
+        }
+
     async def enrol(self, who: str) -> None:
         """Give a demo user its password and its demo TOTP secret."""
         security, now = self.runtime.security, utc_now()

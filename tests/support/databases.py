@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -106,3 +108,23 @@ async def redis_url_or_skip() -> str:
     finally:
         await client.aclose()
     return url
+
+
+@asynccontextmanager
+async def redis_keyspace() -> AsyncIterator[tuple[str, str]]:
+    """Yield the test Redis's URL and a key prefix of the caller's own; every key under the
+    prefix is deleted afterwards. Skips (or fails, when services are required) without Redis."""
+    from redis.asyncio import Redis
+
+    url = await redis_url_or_skip()
+    prefix = f"channelhub-test:{secrets.token_hex(6)}:"
+    try:
+        yield url, prefix
+    finally:
+        client = Redis.from_url(url)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
