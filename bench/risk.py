@@ -40,7 +40,6 @@ import argparse
 import contextlib
 import random
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
@@ -54,9 +53,7 @@ import yaml
 # bench/transfers.py, next to this file: the throwaway database, seeding, the closed loop.
 from transfers import (
     DEFAULT_ADMIN_URL,
-    BenchError,
     RunResult,
-    _raise_on_terminate,
     check_loopback,
     clean_environment,
     closed_loop,
@@ -64,6 +61,7 @@ from transfers import (
     migrate,
     postgres_database,
     run_async,
+    run_guarded,
     seed,
     vacuum,
     verify_ledger,
@@ -480,17 +478,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, run, and turn Ctrl-C or SIGTERM into a clean exit."""
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_terminate)
-    signal.signal(signal.SIGHUP, _raise_on_terminate)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted: the bench database was dropped", file=sys.stderr)
-        return 130
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    return run_guarded(run, parse_args(argv))
 
 
 if __name__ == "__main__":

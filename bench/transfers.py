@@ -41,7 +41,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -843,9 +843,9 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse arguments, run, and turn Ctrl-C or SIGTERM into a clean exit."""
-    args = parse_args(argv)
+def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a bench, turning Ctrl-C or SIGTERM into a clean exit (its databases dropped) and a
+    BenchError into one line; return the exit code."""
     signal.signal(signal.SIGTERM, _raise_on_terminate)
     signal.signal(signal.SIGHUP, _raise_on_terminate)
     try:
@@ -856,6 +856,11 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse arguments, run, and turn Ctrl-C or SIGTERM into a clean exit."""
+    return run_guarded(run, parse_args(argv))
 
 
 if __name__ == "__main__":
