@@ -188,6 +188,16 @@ class RiskSettings(BaseModel):
     sync_seconds: float = Field(default=2.0, gt=0, le=300)
 
 
+class PartnerSettings(BaseModel):
+    """The partner open API."""
+
+    model_config = _Section
+
+    #: Requests a minute each partner app may make (a moving window; 429 with Retry-After
+    #: beyond). Counted in Redis when it is configured, so that the quota holds across nodes.
+    requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+
+
 class LogSettings(BaseModel):
     """How much to log and in which form."""
 
@@ -229,6 +239,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     limits: LimitSettings = LimitSettings()
     risk: RiskSettings = RiskSettings()
+    partner: PartnerSettings = PartnerSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

@@ -28,6 +28,7 @@ from channelhub.kernel.catalog import (
 from channelhub.kernel.steps import StepRegistry
 from channelhub.kit.clock import utc_now
 from channelhub.kit.db import create_engine, make_sessionmaker
+from channelhub.kit.quotas import Quotas
 from channelhub.limits.counters import CounterStore, DatabaseCounters, RedisCounters
 from channelhub.limits.rules import bucket_of
 from channelhub.limits.service import LimitCenter
@@ -140,6 +141,8 @@ class Runtime:
     limits: LimitCenter
     risk: RiskEngine
     redis: Redis | None = None
+    #: Each partner app's request quota (shared through Redis when it is configured).
+    partner_quotas: Quotas | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -193,8 +196,15 @@ class Runtime:
             registry=registry,
             settings=engine_settings,
         )
+        quotas = Quotas(
+            "partner",
+            settings.partner.requests_per_minute,
+            redis=redis,
+            redis_url=settings.redis.url or "",
+            prefix=settings.redis.prefix,
+        )
         runtime = cls(
-            settings, db, sessions, catalog, engine, recovery, security, limits, risk, redis
+            settings, db, sessions, catalog, engine, recovery, security, limits, risk, redis, quotas
         )
         return runtime
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,13 @@ def secure_settings(database_url: str, data_dir: Path, **security: object) -> Se
 @pytest.fixture
 async def secure_node(database_url: str, tmp_path: Path) -> AsyncIterator[SecureNode]:
     """The demo bank with passwords and TOTP, served over HTTP."""
-    settings = secure_settings(database_url, tmp_path)
+    async with secure_bank(secure_settings(database_url, tmp_path)) as node:
+        yield node
+
+
+@asynccontextmanager
+async def secure_bank(settings: Settings) -> AsyncIterator[SecureNode]:
+    """Seed the demo bank with its identities and partner app, and serve it over HTTP."""
     runtime = Runtime.build(settings)
     try:
         bank = await open_bank(runtime)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -16,7 +17,8 @@ from channelhub.demo.identities import DEMO_CONSENT_ID, DEMO_PARTNER_ID, DEMO_PA
 from channelhub.runtime import Runtime
 from channelhub.security.partners import register_app
 from channelhub.security.signing import sign
-from tests.security.conftest import SecureNode, call, login
+from tests.security.conftest import SecureNode, call, login, secure_bank, secure_settings
+from tests.support.databases import redis_keyspace
 
 pytestmark = pytest.mark.asyncio
 
@@ -268,3 +270,66 @@ async def test_an_app_is_refused_outside_its_allowed_networks(
         await runtime.close()
     status, body = await app_token(http, secure_node, "offshore-app", secret)
     assert (status, body["error"]) == (403, "unauthorized_client")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def quota_node(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> AsyncIterator[SecureNode]:
+    """The demo bank allowing each partner app 3 requests a minute, counted in this node or
+    in Redis."""
+    settings = secure_settings(database_url, tmp_path)
+    settings = settings.model_copy(
+        update={"partner": settings.partner.model_copy(update={"requests_per_minute": 3})}
+    )
+    if request.param == "memory":
+        async with secure_bank(settings) as node:
+            yield node
+        return
+    async with redis_keyspace() as (url, prefix):
+        shared = settings.model_copy(
+            update={"redis": settings.redis.model_copy(update={"url": url, "prefix": prefix})}
+        )
+        async with secure_bank(shared) as node:
+            yield node
+
+
+async def test_each_app_has_a_request_quota(
+    quota_node: SecureNode, http: aiohttp.ClientSession
+) -> None:
+    status, body = await app_token(http, quota_node)
+    assert status == 200, body
+    partner = Partner(http, quota_node, str(body["access_token"]))
+    number = quota_node.accounts["alice.CNY"]
+    for _ in range(3):
+        status, body = await partner.call("account.balance", {"account": number})
+        assert status == 200, body
+    path = "/open/v1/services/account.balance"
+    stamp, nonce, payload = (
+        str(int(time.time())),
+        uuid.uuid4().hex,
+        orjson.dumps({"account": number}),
+    )
+    async with http.post(
+        quota_node.url(path),
+        data=payload,
+        headers={
+            "Authorization": f"Bearer {partner.token}",
+            "Content-Type": "application/json",
+            "X-Client-Id": DEMO_PARTNER_ID,
+            "X-Timestamp": stamp,
+            "X-Nonce": nonce,
+            "X-Signature": sign(DEMO_PARTNER_SECRET, "POST", path, "", stamp, nonce, payload),
+            "X-Consent-Id": str(DEMO_CONSENT_ID),
+        },
+    ) as answer:
+        assert answer.status == 429
+        assert 1 <= int(answer.headers["Retry-After"]) <= 60
+        refused = await answer.json()
+    assert refused["code"] == "RATE_LIMITED"
+    assert refused["details"]["retry_after"] == int(answer.headers["Retry-After"])
+    # A refused call does not run: no journal row is written for it, no money could move.
+    # Calls that are not the app's (a wrong token) do not spend its quota either.
+    stranger = Partner(http, quota_node, "not-a-token")
+    status, body = await stranger.call("account.balance", {"account": number})
+    assert (status, body["code"]) == (401, "TOKEN_INVALID")

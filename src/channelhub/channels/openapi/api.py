@@ -29,6 +29,7 @@ from channelhub.kernel import TransactionEngine, TransactionRequest
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
+from channelhub.kit.quotas import Quotas
 from channelhub.security.partners import SignedRequest, client_token, partner_principal
 from channelhub.security.service import SecurityCenter
 
@@ -136,6 +137,15 @@ async def invoke_service(request: Request) -> Response:
             principal = await partner_principal(security, bearer.strip(), signed)
         except ChannelhubError as error:
             raise Refused(error.code, error.message) from None
+        # Counted once the app is known, so that nobody can spend another app's quota.
+        quotas: Quotas | None = request.app.state.runtime.partner_quotas
+        wait = await quotas.take(str(principal.id)) if quotas is not None else None
+        if wait is not None:
+            raise Refused(
+                "RATE_LIMITED",
+                f"this app may make {quotas.per_minute if quotas else 0} requests a minute",
+                retry_after=wait,
+            )
         transaction = TransactionRequest(
             service_id=request.path_params["service_id"],
             channel="partner",
@@ -148,8 +158,14 @@ async def invoke_service(request: Request) -> Response:
     except Refused as refusal:
         refusal_id = new_id()
         log.info("partner_request_refused", txn_id=str(refusal_id), code=refusal.code)
+        retry = refusal.details.get("retry_after")
         return error_response(
-            refusal_id, refusal.code, refusal.message, locale=locale, details=refusal.details
+            refusal_id,
+            refusal.code,
+            refusal.message,
+            locale=locale,
+            details=refusal.details,
+            headers=None if retry is None else {"Retry-After": str(retry)},
         )
     except ClientDisconnect:
         return Response(status_code=499)
