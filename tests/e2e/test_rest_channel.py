@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from openapi_spec_validator import validate
 from sqlalchemy import func, select
 
 from channelhub.config import Settings
@@ -281,6 +282,7 @@ async def test_openapi_lists_published_rest_services(
     async with http.get(f"{node}/openapi.json") as response:
         assert response.status == 200
         document = await response.json()
+    validate(document)  # a valid OpenAPI 3.1 document
     paths = document["paths"]
     assert "/api/v1/services/system.echo" in paths
     assert "/api/v1/services/test.teller_only" not in paths  # not released on mobile or web

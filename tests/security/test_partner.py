@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from openapi_spec_validator import validate
 
 from channelhub.demo.identities import DEMO_CONSENT_ID, DEMO_PARTNER_ID, DEMO_PARTNER_SECRET
 from channelhub.runtime import Runtime
@@ -333,3 +334,33 @@ async def test_each_app_has_a_request_quota(
     stranger = Partner(http, quota_node, "not-a-token")
     status, body = await stranger.call("account.balance", {"account": number})
     assert (status, body["code"]) == (401, "TOKEN_INVALID")
+
+
+async def test_the_partner_openapi_document_lists_exactly_what_partners_can_call(
+    secure_node: SecureNode, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(secure_node.url("/open/v1/openapi.json")) as answer:
+        assert answer.status == 200
+        document = await answer.json()
+    validate(document)  # a valid OpenAPI 3.1 document
+    runtime = Runtime.build(secure_node.settings)
+    try:
+        released = {
+            f"/open/v1/services/{service.id}"
+            for service in runtime.catalog.published()
+            if "partner" in service.definition.channels
+        }
+    finally:
+        await runtime.close()
+    assert set(document["paths"]) == released
+    assert "/open/v1/services/account.balance" in released
+    assert "/open/v1/services/transfer.internal" not in released
+    balance = document["paths"]["/open/v1/services/account.balance"]["post"]
+    headers = {p["name"]: p["required"] for p in balance["parameters"]}
+    assert {"X-Client-Id", "X-Timestamp", "X-Nonce", "X-Signature"} <= {
+        name for name, required in headers.items() if required
+    }
+    assert "X-Consent-Id" in headers
+    assert {"200", "401", "403", "429"} <= set(balance["responses"])
+    flows = document["components"]["securitySchemes"]["clientCredentials"]["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == "/oauth/token"

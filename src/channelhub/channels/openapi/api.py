@@ -25,6 +25,7 @@ from channelhub.channels.rest.api import (
     read_body,
 )
 from channelhub.channels.rest.envelope import error_response, result_response
+from channelhub.channels.rest.openapi import partner_openapi_document
 from channelhub.kernel import TransactionEngine, TransactionRequest
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
@@ -173,7 +174,16 @@ async def invoke_service(request: Request) -> Response:
     return result_response(await engine.execute(transaction))
 
 
+async def openapi(request: Request) -> Response:
+    """Serve the OpenAPI document of exactly what partners can call."""
+    return Response(
+        partner_openapi_document(request.app.state.runtime.catalog),
+        media_type="application/json",
+    )
+
+
 routes = [
     Route("/oauth/token", token, methods=["POST"]),
     Route("/open/v1/services/{service_id}", invoke_service, methods=["POST"]),
+    Route("/open/v1/openapi.json", openapi, methods=["GET"]),
 ]
