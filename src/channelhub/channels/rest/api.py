@@ -7,17 +7,20 @@ FastAPI's request parsing would cost more than the kernel itself for small servi
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from channelhub.channels.iso20022.camt053 import statement_document
 from channelhub.channels.rest.envelope import error_response, result_response
 from channelhub.channels.rest.openapi import openapi_document
 from channelhub.kernel import ANONYMOUS, Principal, TransactionEngine, TransactionRequest
 from channelhub.kernel.catalog import Catalog
 from channelhub.kernel.model import StepUpProof
+from channelhub.kit.clock import utc_now
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
@@ -115,7 +118,10 @@ def decode_json(request: Request, body: bytes) -> dict[str, object]:
 
 
 def _build_request(
-    request: Request, payload: dict[str, object], principal: Principal | None
+    request: Request,
+    payload: dict[str, object],
+    principal: Principal | None,
+    service_id: str | None = None,
 ) -> TransactionRequest:
     key = request.headers.get("idempotency-key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
@@ -160,7 +166,7 @@ def _build_request(
         version = int(version_header)
     return TransactionRequest(
         step_up=_step_up_proof(request),
-        service_id=request.path_params["service_id"],
+        service_id=service_id or request.path_params["service_id"],
         channel=channel,
         principal=principal or ANONYMOUS,
         payload=payload,
@@ -213,6 +219,62 @@ async def invoke_service(request: Request) -> Response:
     return result_response(await engine.execute(transaction))
 
 
+#: A camt.053 export reads the statement in pages of this many entries, at most this many.
+_CAMT_PAGE_SIZE, _CAMT_MAX_PAGES = 200, 50
+
+
+async def statement_camt053(request: Request) -> Response:
+    """``GET /api/v1/accounts/{number}/statement.camt053?from=&to=``: the ``account.statement``
+    service's answer, every page of it, as a camt.053.001.08 document."""
+    locale = locale_of(request.headers.get("accept-language"))
+    engine: TransactionEngine = request.app.state.engine
+    try:
+        unknown = set(request.query_params) - {"from", "to"}
+        if unknown:
+            raise Refused(
+                "VALIDATION_FAILED", "only from and to may be given", field=sorted(unknown)[0]
+            )
+        payload: dict[str, object] = {
+            "account": request.path_params["number"],
+            **{name: request.query_params[name] for name in ("from", "to")
+               if name in request.query_params},
+            "page_size": _CAMT_PAGE_SIZE,
+        }  # fmt: skip
+        principal = await bearer_principal(request)
+        template = _build_request(request, payload, principal, "account.statement")
+    except Refused as refusal:
+        return error_response(
+            new_id(), refusal.code, refusal.message, locale=locale, details=refusal.details
+        )
+    pages = []
+    for page in range(1, _CAMT_MAX_PAGES + 1):
+        result = await engine.execute(
+            replace(template, payload={**payload, "page": page}, idempotency_key=None)
+        )
+        if not result.ok:
+            return result_response(result)
+        pages.append(result)
+        if not result.data["has_more"]:
+            break
+    else:
+        return error_response(
+            pages[0].txn_id,
+            "VALIDATION_FAILED",
+            f"more than {_CAMT_PAGE_SIZE * _CAMT_MAX_PAGES} entries: ask for fewer days",
+            locale=locale,
+            details={"field": "from"},
+        )
+    document = statement_document(
+        pages[0].data,
+        [entry for result in pages for entry in result.data["entries"]],
+        message_id=pages[0].txn_id.hex,
+        created_at=utc_now(),
+    )
+    return Response(
+        document, media_type="application/xml", headers={"X-Txn-Id": str(pages[0].txn_id)}
+    )
+
+
 async def openapi(request: Request) -> Response:
     """Serve the OpenAPI document of every published REST service."""
     catalog: Catalog = request.app.state.runtime.catalog
@@ -222,4 +284,5 @@ async def openapi(request: Request) -> Response:
 routes = [
     Route("/api/v1/services/{service_id}", invoke_service, methods=["POST"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/api/v1/accounts/{number}/statement.camt053", statement_camt053, methods=["GET"]),
 ]
