@@ -37,6 +37,11 @@ def _amount(parent: etree._Element, signed: str, currency: str) -> None:
     _sub(parent, "CdtDbtInd", "DBIT" if signed.startswith("-") else "CRDT")
 
 
+def _ref(value: object) -> str:
+    """An id as a reference: ``Max35Text``, so a UUID goes without its hyphens (32)."""
+    return str(value).replace("-", "")[:35]
+
+
 def _balance(parent: etree._Element, code: str, signed: str, currency: str, day: str) -> None:
     balance = _sub(parent, "Bal")
     _path(balance, "Tp", "CdOrPrtry", "Cd", text=code)
@@ -78,15 +83,15 @@ def statement_document(
     _path(summary, "TtlNtries", "NbOfNtries", text=str(len(entries)))
     for line in entries:
         entry = _sub(stmt, "Ntry")
-        _sub(entry, "NtryRef", str(line["entry_id"]))
+        _sub(entry, "NtryRef", _ref(line["entry_id"]))
         _amount(entry, str(line["amount"]), currency)
         _path(entry, "Sts", "Cd", text="BOOK")
         _path(entry, "BookgDt", "DtTm", text=str(line["booked_at"]))
         _path(entry, "ValDt", "Dt", text=str(line["value_date"]))
-        _sub(entry, "AcctSvcrRef", str(line["txn_id"] or line["entry_id"]))
+        _sub(entry, "AcctSvcrRef", _ref(line["txn_id"] or line["entry_id"]))
         _path(entry, "BkTxCd", "Prtry", "Cd", text="TRANSFER")
         details = _path(entry, "NtryDtls", "TxDtls")
-        _path(details, "Refs", "AcctSvcrRef", text=str(line["entry_id"]))
+        _path(details, "Refs", "AcctSvcrRef", text=_ref(line["entry_id"]))
         if line.get("counterparty"):
             party = "Dbtr" if not str(line["amount"]).startswith("-") else "Cdtr"
             side = "RltdPties"
