@@ -46,6 +46,14 @@ class CounterStore(Protocol):
         """Return (amount, count) used on each counter."""
         ...
 
+    async def book_reading_own(
+        self, session: AsyncSession, txn_id: uuid.UUID, charges: Sequence[Charge], customer: str
+    ) -> tuple[set[Key], list[Any]] | None:
+        """Where the store can: book the charges that fit, and read the customer's own
+        limits, in one round trip; return the keys booked and those limits. None where it
+        cannot (the caller reads, then reserves)."""
+        ...
+
 
 class DatabaseCounters:
     """Counters in the ``limit_usage`` table, changed in the caller's database transaction:
@@ -77,6 +85,11 @@ class DatabaseCounters:
 
     async def usage(self, session: AsyncSession, keys: Sequence[Key]) -> dict[Key, tuple[int, int]]:
         return await repository.usage(session, keys)
+
+    async def book_reading_own(
+        self, session: AsyncSession, txn_id: uuid.UUID, charges: Sequence[Charge], customer: str
+    ) -> tuple[set[Key], list[Any]] | None:
+        return await repository.book_reading_own(session, charges, customer)
 
 
 # KEYS: the counters, then the transaction's reservation record.
@@ -197,3 +210,8 @@ class RedisCounters:
             for key, row in zip(keys, rows, strict=True)
             if row[0] is not None
         }
+
+    async def book_reading_own(
+        self, session: AsyncSession, txn_id: uuid.UUID, charges: Sequence[Charge], customer: str
+    ) -> tuple[set[Key], list[Any]] | None:
+        return None  # the counters are in Redis, the definitions in the database

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +22,7 @@ __all__ = [
     "bank_limits",
     "bank_limits_stamp",
     "book",
+    "book_reading_own",
     "customer_limits",
     "give_back",
     "limit_by_id",
@@ -149,9 +152,7 @@ def _booking(dialect: str) -> Any:
 _BOOK = _booking("sqlite")
 # PostgreSQL: the same statement over arrays, one text whatever the number of charges, kept
 # prepared by asyncpg. The rows are inserted in array order, so counters lock in that order.
-_BOOK_ARRAYS = FastStatement(
-    text(
-        """
+_BOOKING_SQL = """
         INSERT INTO limit_usage AS u
             (limit_id, subject, bucket, used_minor, used_count, cap_minor, cap_count, expires_on)
         SELECT * FROM unnest(
@@ -169,9 +170,61 @@ _BOOK_ARRAYS = FastStatement(
           AND (excluded.cap_count IS NULL
                OR u.used_count + excluded.used_count <= excluded.cap_count)
         RETURNING limit_id, subject, bucket
-        """
+"""
+_BOOK_ARRAYS = FastStatement(text(_BOOKING_SQL))
+# The booking and the customer's own limits in one round trip (the common case: no own limit,
+# and the booking is all that happens). The SELECT sees the database as it was when the
+# statement began, which is all it reads: the definitions, not the counters it changes.
+_BOOK_READING_OWN = FastStatement(
+    text(  # the f-string joins two constants: no value is ever formatted into SQL
+        f"""
+        WITH booked AS ({_BOOKING_SQL})
+        SELECT
+            (SELECT coalesce(json_agg(json_build_array(limit_id, subject, bucket)), '[]')
+             FROM booked) AS booked,
+            (SELECT coalesce(json_agg(own), '[]')
+             FROM (SELECT id, owner, level, subject, service_group, channel, currency, period,
+                          max_amount_minor, max_count, version
+                   FROM limit_definitions
+                   WHERE level = 'customer' AND subject = :b_customer
+                     AND owner = 'customer' AND status = 'active') AS own) AS own
+        """  # noqa: S608
     )
 )
+
+
+def _arrays(charges: Sequence[Charge]) -> dict[str, list[Any]]:
+    return {
+        "b_limit": [charge.limit.id for charge in charges],
+        "b_subject": [charge.subject for charge in charges],
+        "b_bucket": [charge.bucket for charge in charges],
+        "b_minor": [charge.amount_minor for charge in charges],
+        "b_count": [charge.count for charge in charges],
+        "b_cap_minor": [charge.limit.max_amount_minor for charge in charges],
+        "b_cap_count": [charge.limit.max_count for charge in charges],
+        "b_expires": [charge.expires_on for charge in charges],
+    }
+
+
+async def book_reading_own(
+    session: AsyncSession, charges: Sequence[Charge], customer_id: str
+) -> tuple[set[tuple[str, str, str]], list[Any]] | None:
+    """On PostgreSQL, ``book`` the charges and return, besides the keys of the counters that
+    took theirs, the active limits the customer set on themself, in one round trip; None on
+    SQLite (the caller reads and books one after the other)."""
+    driver = await pg_connection(session)
+    if driver is None:
+        return None
+    params = {**_arrays(charges), "b_customer": customer_id}
+    row = await driver.fetchrow(_BOOK_READING_OWN.sql, *_BOOK_READING_OWN.arguments(params))
+    booked = {(str(limit), subject, bucket) for limit, subject, bucket in _json(row[0])}
+    own = [SimpleNamespace(**{**limit, "id": uuid.UUID(limit["id"])}) for limit in _json(row[1])]
+    return booked, own
+
+
+def _json(value: Any) -> Any:
+    # SQLAlchemy's asyncpg connection decodes json itself; a bare one hands back the text.
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 async def book(session: AsyncSession, charges: Sequence[Charge]) -> set[tuple[str, str, str]]:
@@ -188,16 +241,7 @@ async def book(session: AsyncSession, charges: Sequence[Charge]) -> set[tuple[st
         return set()
     driver = await pg_connection(session)
     if driver is not None:
-        arrays = {
-            "b_limit": [charge.limit.id for charge in charges],
-            "b_subject": [charge.subject for charge in charges],
-            "b_bucket": [charge.bucket for charge in charges],
-            "b_minor": [charge.amount_minor for charge in charges],
-            "b_count": [charge.count for charge in charges],
-            "b_cap_minor": [charge.limit.max_amount_minor for charge in charges],
-            "b_cap_count": [charge.limit.max_count for charge in charges],
-            "b_expires": [charge.expires_on for charge in charges],
-        }
+        arrays = _arrays(charges)
         booked = await driver.fetch(_BOOK_ARRAYS.sql, *_BOOK_ARRAYS.arguments(arrays))
     else:
         conn = await session.connection()

@@ -170,7 +170,34 @@ class LimitCenter:
         Raises:
             LimitExceeded, LimitCountExceeded: ``details`` name the limit and what remains.
         """
+        await self._ensure_loaded(session)
+        bank = applicable(self._bank, facts)
+        charges, broken = charges_for(bank, facts, now, self.zone)
+        if broken is None and facts.customer_id and tightest(charges, {}) is None:
+            found = await self.counters.book_reading_own(
+                session, txn_id, charges, facts.customer_id
+            )
+            if found is not None:
+                booked, rows = found
+                own = applicable([LimitDef.of(row) for row in rows], facts)
+                if len(booked) == len(charges) and not own:
+                    return [charge.as_dict() for charge in charges]  # the common case: done
+                # A limit refused, or the customer set limits of their own: give back what
+                # was booked and go the whole way, the customer's limits already read.
+                taken = [charge.as_dict() for charge in charges if charge.key in booked]
+                await self.counters.release(session, txn_id, taken)
+                return await self._reserve(session, txn_id, [*bank, *own], facts, now)
         limits = applicable(await self._limits_for(session, facts.customer_id), facts)
+        return await self._reserve(session, txn_id, limits, facts, now)
+
+    async def _reserve(
+        self,
+        session: AsyncSession,
+        txn_id: uuid.UUID,
+        limits: Sequence[LimitDef],
+        facts: TxnFacts,
+        now: dt.datetime,
+    ) -> list[dict[str, Any]]:
         charges, broken = charges_for(limits, facts, now, self.zone)
         if broken is not None:
             raise _refusal(None, broken, "amount", 0)
