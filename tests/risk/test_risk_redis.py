@@ -100,7 +100,8 @@ async def test_features_down_fail_closed_by_default(redis_bank: Bank) -> None:
         assert await bank.balance(bank.accounts["alice.CNY"]) == before
         decision = (await decisions(bank, result.txn_id))[-1]
         assert decision.outcome == "deny"
-        assert decision.failure == "ConnectionError: failed closed"
+        # Refused at once, or retried by the client until the time budget ran out.
+        assert decision.failure in ("ConnectionError: failed closed", "timeout: failed closed")
     finally:
         await dead.aclose()
 
@@ -116,7 +117,7 @@ async def test_features_down_fail_open_where_the_service_says_so(redis_bank: Ban
         assert before - await bank.balance(bank.accounts["alice.CNY"]) == 500 + 200  # and fee
         decision = (await decisions(bank, result.txn_id))[-1]
         assert decision.outcome == "allow"
-        assert decision.failure == "ConnectionError: failed open"
+        assert decision.failure in ("ConnectionError: failed open", "timeout: failed open")
     finally:
         await dead.aclose()
 
