@@ -47,7 +47,7 @@ class CounterStore(Protocol):
         ...
 
     async def book_reading_own(
-        self, session: AsyncSession, txn_id: uuid.UUID, charges: Sequence[Charge], customer: str
+        self, session: AsyncSession, charges: Sequence[Charge], customer: str
     ) -> tuple[set[Key], list[Any]] | None:
         """Where the store can: book the charges that fit, and read the customer's own
         limits, in one round trip; return the keys booked and those limits. None where it
@@ -87,7 +87,7 @@ class DatabaseCounters:
         return await repository.usage(session, keys)
 
     async def book_reading_own(
-        self, session: AsyncSession, txn_id: uuid.UUID, charges: Sequence[Charge], customer: str
+        self, session: AsyncSession, charges: Sequence[Charge], customer: str
     ) -> tuple[set[Key], list[Any]] | None:
         return await repository.book_reading_own(session, charges, customer)
 
@@ -212,6 +212,6 @@ class RedisCounters:
         }
 
     async def book_reading_own(
-        self, session: AsyncSession, txn_id: uuid.UUID, charges: Sequence[Charge], customer: str
+        self, session: AsyncSession, charges: Sequence[Charge], customer: str
     ) -> tuple[set[Key], list[Any]] | None:
         return None  # the counters are in Redis, the definitions in the database

@@ -174,9 +174,7 @@ class LimitCenter:
         bank = applicable(self._bank, facts)
         charges, broken = charges_for(bank, facts, now, self.zone)
         if broken is None and facts.customer_id and tightest(charges, {}) is None:
-            found = await self.counters.book_reading_own(
-                session, txn_id, charges, facts.customer_id
-            )
+            found = await self.counters.book_reading_own(session, charges, facts.customer_id)
             if found is not None:
                 booked, rows = found
                 own = applicable([LimitDef.of(row) for row in rows], facts)

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import String, Table, and_, bindparam, func, literal, or_, select, text, union_all
+from sqlalchemy import String, Table, and_, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -197,25 +197,8 @@ _SIGHTED = (
 _READ_AND_RECORD = FastStatement(
     _velocity_query().add_columns(*_seen_columns()).add_cte(_RECORDED, _SIGHTED)
 )
-# PostgreSQL: the activity and its sightings in one statement (one round trip).
-_RECORD_BOTH = FastStatement(
-    text(
-        """
-        WITH activity AS (
-            INSERT INTO risk_activity
-                (id, txn_id, customer_id, device, beneficiary, address, amount_minor, currency, at)
-            VALUES (:id, :txn_id, :customer_id, :device, :beneficiary, :address, :amount_minor,
-                    :currency, :at)
-        )
-        INSERT INTO risk_sightings (customer_id, kind, value, first_seen)
-        SELECT :customer_id, seen.kind, seen.value, :at
-        FROM (VALUES ('beneficiary', CAST(:beneficiary AS varchar)),
-                     ('device', CAST(:device AS varchar))) AS seen (kind, value)
-        WHERE seen.value <> ''
-        ON CONFLICT DO NOTHING
-        """
-    ).bindparams(*(bindparam(column.name, type_=column.type) for column in _activity.c))
-)
+# PostgreSQL: the same two inserts alone (one round trip), for a record without a read.
+_RECORD_BOTH = FastStatement(select(literal(1)).add_cte(_RECORDED, _SIGHTED))
 
 
 class DatabaseFeatures:
@@ -250,7 +233,7 @@ class DatabaseFeatures:
             params["b_seen_beneficiary"] = activity.beneficiary or None
             params["b_seen_device"] = activity.device or None
             if driver is not None:
-                params.update({f"r_{name}": value for name, value in self._row(activity).items()})
+                params.update(self._cte_params(activity))
                 record = False  # done by the statement
             row = (await fetch(session, statement, params))[0]
             if velocity:
@@ -276,6 +259,14 @@ class DatabaseFeatures:
             "currency": activity.currency,
             "at": activity.at,
         }
+
+    @classmethod
+    def _cte_params(cls, activity: Activity) -> dict[str, Any]:
+        """The parameters of the ``recorded`` and ``sighted`` inserts."""
+        params = {f"r_{name}": value for name, value in cls._row(activity).items()}
+        params["b_seen_beneficiary"] = activity.beneficiary or None
+        params["b_seen_device"] = activity.device or None
+        return params
 
     @staticmethod
     def _velocity_params(activity: Activity) -> dict[str, Any]:
@@ -305,13 +296,14 @@ class DatabaseFeatures:
         }
 
     async def record(self, session: AsyncSession, activity: Activity) -> None:
-        params = self._row(activity)
         driver = await pg_connection(session)
         if driver is not None:
-            await driver.execute(_RECORD_BOTH.sql, *_RECORD_BOTH.arguments(params))
+            await driver.execute(
+                _RECORD_BOTH.sql, *_RECORD_BOTH.arguments(self._cte_params(activity))
+            )
             return
         conn = await session.connection()
-        await conn.execute(_RECORD, params)
+        await conn.execute(_RECORD, self._row(activity))
         rows = [
             {
                 "customer_id": activity.customer,

@@ -93,9 +93,9 @@ def statement_document(
         details = _path(entry, "NtryDtls", "TxDtls")
         _path(details, "Refs", "AcctSvcrRef", text=_ref(line["entry_id"]))
         if line.get("counterparty"):
-            party = "Dbtr" if not str(line["amount"]).startswith("-") else "Cdtr"
-            side = "RltdPties"
-            _path(details, side, party, "Pty", "Nm", text=str(line["counterparty"])[:140])
+            # Money in came from a debtor; money out went to a creditor.
+            party = "Cdtr" if str(line["amount"]).startswith("-") else "Dbtr"
+            _path(details, "RltdPties", party, "Pty", "Nm", text=str(line["counterparty"])[:140])
         if line.get("description"):
             _path(details, "RmtInf", "Ustrd", text=str(line["description"])[:140])
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))

@@ -140,11 +140,10 @@ async def invoke_service(request: Request) -> Response:
             raise Refused(error.code, error.message) from None
         # Counted once the app is known, so that nobody can spend another app's quota.
         quotas: Quotas | None = request.app.state.runtime.partner_quotas
-        wait = await quotas.take(str(principal.id)) if quotas is not None else None
-        if wait is not None:
+        if quotas is not None and (wait := await quotas.take(str(principal.id))) is not None:
             raise Refused(
                 "RATE_LIMITED",
-                f"this app may make {quotas.per_minute if quotas else 0} requests a minute",
+                f"this app may make {quotas.per_minute} requests a minute",
                 retry_after=wait,
             )
         transaction = TransactionRequest(
