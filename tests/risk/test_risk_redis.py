@@ -32,9 +32,18 @@ DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 @pytest.fixture
 async def redis_bank(database_url: str, tmp_path: Path) -> AsyncIterator[Bank]:
-    """The demo bank on a node configured with Redis, running the default rules at 14:00."""
+    """The demo bank on a node configured with Redis, running the default rules at 14:00.
+
+    The time budget is generous here: these tests are about what the engine decides, and a
+    busy test machine (a first connection, a script loaded into Redis) must not make a check
+    time out. The test of the budget sets its own."""
     async with redis_keyspace() as (url, prefix):
-        settings = make_settings(database_url, tmp_path, redis={"url": url, "prefix": prefix})
+        settings = make_settings(
+            database_url,
+            tmp_path,
+            redis={"url": url, "prefix": prefix},
+            risk={"timeout_ms": 5000},
+        )
         runtime = Runtime.build(settings)
         try:
             assert isinstance(runtime.risk.features, RedisFeatures)
