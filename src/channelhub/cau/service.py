@@ -78,15 +78,27 @@ USABLE = frozenset({"active"})
 CUSTOMER_SCOPES = frozenset({"accounts:read", "statements:read"})
 
 
+#: Who may act for a customer, once the channel established which customer: the customer's
+#: own login, a partner app within the customer's consent, a teller serving a customer who is
+#: present and identified, a terminal where the customer's card and PIN were verified.
+_ACTING_KINDS = frozenset(
+    {PrincipalKind.CUSTOMER, PrincipalKind.PARTNER, PrincipalKind.STAFF, PrincipalKind.TERMINAL}
+)
+
+
 def acting_customer_id(principal: Principal) -> uuid.UUID:
     """Return the customer a principal acts for.
 
+    Only a channel sets the ``customer_id`` attribute: the REST channel from the customer's
+    token or the partner's consent, the teller desk after identifying the customer present,
+    the ISO 8583 channel after verifying the card's PIN. A staff token on its own acts for
+    nobody.
+
     Raises:
-        Forbidden: the principal is not a customer user (staff act through the teller
-            channel, which names the customer).
+        Forbidden: the principal acts for no customer.
     """
     customer = principal.attributes.get("customer_id")
-    acting = principal.kind in (PrincipalKind.CUSTOMER, PrincipalKind.PARTNER)
+    acting = principal.kind in _ACTING_KINDS
     if not acting or not customer:
         raise Forbidden("this service is for customers", details={"principal": principal.kind})
     return uuid.UUID(customer)

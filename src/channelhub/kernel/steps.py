@@ -70,8 +70,9 @@ class StepContext:
     #: Effects outside the database (a counter in Redis) to undo when the transaction's
     #: database work does not commit; a compensation undoes them once it has committed.
     undo_outside: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    #: Set by a step that parks the transaction (``review``): later steps hold instead of
-    #: moving money, and the transaction waits ``in_review`` for a staff decision.
+    #: Set by a step that parks the transaction (``review`` by the risk engine, ``approval``
+    #: over a teller's authority): later steps hold instead of moving money, and the
+    #: transaction waits ``in_review`` for a staff decision.
     parked: str | None = None
     #: The customer proved a fresh second factor bound to this very transaction.
     stepped_up: bool = False
