@@ -11,7 +11,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from channelhub.channels import openapi, rest
+from channelhub.channels import openapi, rest, teller
+from channelhub.channels.iso8583 import Iso8583Server, MessageProcessor, ServerLimits
+from channelhub.channels.iso20022 import api as interbank
 from channelhub.config import Settings, load_settings
 from channelhub.kernel import lookup
 from channelhub.kit.ids import new_id
@@ -19,7 +21,7 @@ from channelhub.kit.logging import configure_logging, get_logger
 from channelhub.limits import api as limits_api
 from channelhub.ops import health, metrics
 from channelhub.risk import api as risk_api
-from channelhub.runtime import Runtime
+from channelhub.runtime import Runtime, data_key
 from channelhub.security import api as security_api
 
 __all__ = ["create_app"]
@@ -36,6 +38,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
+        terminals = await _start_iso8583(runtime)
+        app.state.iso8583 = terminals
         loops = [asyncio.create_task(loop) for loop in runtime.background()]
         worker = None
         if settings.recovery.enabled:
@@ -51,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if terminals is not None:
+                await terminals.close()
             await runtime.close()
 
     # Plain Starlette at the top: the transaction path must not pay for FastAPI's middleware
@@ -60,7 +66,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *rest.routes,
             *rest.auth_routes,
+            *teller.routes,
             *openapi.routes,
+            *interbank.routes,
             *security_api.routes,
             *limits_api.routes,
             *risk_api.routes,
@@ -76,6 +84,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.max_body_bytes = settings.http.max_body_bytes
     app.state.migration_head = health.HEAD
     return app
+
+
+async def _start_iso8583(runtime: Runtime) -> Iso8583Server | None:
+    """Start the ATM and POS channel when the settings give it a port."""
+    options = runtime.settings.iso8583
+    if options.port is None:
+        return None
+    processor = MessageProcessor(
+        engine=runtime.engine, security=runtime.security, data_key=data_key(runtime.settings)
+    )
+    limits = ServerLimits(
+        max_message_bytes=options.max_message_bytes,
+        read_timeout_seconds=options.read_timeout_seconds,
+        idle_timeout_seconds=options.idle_timeout_seconds,
+        max_connections=options.max_connections,
+        max_in_flight=options.max_in_flight,
+    )
+    server = Iso8583Server(processor, limits)
+    await server.start(options.host, options.port)
+    return server
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -72,6 +72,17 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Where the SQLite file and other local state live."),
 ]
+Iso8583PortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--iso8583-port",
+        min=0,
+        max=65535,
+        help="Listen for ATM and POS terminals (ISO 8583 over TCP) on this port.",
+    ),
+]
+#: The ATM and POS channel's port in ``channelhub demo`` unless told otherwise.
+DEMO_ISO8583_PORT = 8583
 
 
 @app.callback()
@@ -202,21 +213,39 @@ def serve(
     upgrade: Annotated[
         bool, typer.Option("--upgrade", help="Apply pending migrations first.")
     ] = False,
+    iso8583_port: Iso8583PortOption = None,
 ) -> None:
     """Run a node from settings: the HTTP channels, probes and metrics, and the recovery worker."""
-    settings = _settings(**_serve_overrides(host, port, data_dir))
+    settings = _with_iso8583(_settings(**_serve_overrides(host, port, data_dir)), iso8583_port)
     if upgrade:
         _migrate(settings)
     _run(_serve(settings, banner=None))
 
 
 @app.command()
-def demo(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
-    """Migrate, seed the demo bank and serve it (HTTP on port 8000 unless told otherwise)."""
+def demo(
+    host: HostOption = None,
+    port: PortOption = None,
+    data_dir: DataDirOption = None,
+    iso8583_port: Iso8583PortOption = None,
+) -> None:
+    """Migrate, seed the demo bank and serve it (HTTP on port 8000, ATM and POS terminals on
+    8583, unless told otherwise)."""
     settings = _settings(**_serve_overrides(host, port, data_dir))
+    if iso8583_port is None and settings.iso8583.port is None:
+        iso8583_port = DEMO_ISO8583_PORT
+    settings = _with_iso8583(settings, iso8583_port)
     _migrate(settings)
     _run(_seed_demo(settings))
     _run(_serve(settings, banner=_demo_banner))
+
+
+def _with_iso8583(settings: Settings, port: int | None) -> Settings:
+    """Return ``settings`` with the ATM and POS channel on ``port`` (unchanged if None)."""
+    if port is None:
+        return settings
+    section = settings.iso8583.model_copy(update={"port": port})
+    return settings.model_copy(update={"iso8583": section})
 
 
 async def _seed_demo(settings: Settings) -> None:
@@ -265,6 +294,7 @@ async def _seed_identities(runtime: Any, bar: Progress) -> None:
     from channelhub.demo.identities import (
         DEMO_TOTP_SECRETS,
         seed_identities,
+        seed_participant,
         seed_partner,
         seed_terminals,
     )
@@ -275,6 +305,7 @@ async def _seed_identities(runtime: Any, bar: Progress) -> None:
         runtime.sessions, runtime.security, now=utc_now(), advance=lambda n: bar.advance(task, n)
     )
     await seed_partner(runtime.sessions, runtime.security, now=utc_now())
+    await seed_participant(runtime.sessions, runtime.security)
     await seed_terminals(runtime.sessions, runtime.security)
 
 
@@ -493,7 +524,10 @@ def partner_register(
     client_id: Annotated[str, typer.Argument(help="The app's client id, e.g. budget-app.")],
     name: Annotated[str, typer.Option(help="The app's name, as customers see it.")],
     scope: Annotated[
-        list[str], typer.Option(help="A scope to grant (repeat): accounts:read, statements:read.")
+        list[str],
+        typer.Option(
+            help="A scope to grant (repeat): accounts:read, statements:read, interbank:<BIC>."
+        ),
     ],
     network: Annotated[list[str], typer.Option(help="A CIDR block calls may come from (repeat).")],
     data_dir: DataDirOption = None,
@@ -588,7 +622,14 @@ async def _register_terminal(
 
 def _demo_banner(base: str, settings: Settings) -> str:
     from channelhub.demo.catalog import demo_password
-    from channelhub.demo.identities import DEMO_PARTNER_ID, DEMO_PARTNER_SECRET, DEMO_TOTP_SECRETS
+    from channelhub.demo.identities import (
+        DEMO_PARTICIPANT_BIC,
+        DEMO_PARTICIPANT_ID,
+        DEMO_PARTICIPANT_SECRET,
+        DEMO_PARTNER_ID,
+        DEMO_PARTNER_SECRET,
+        DEMO_TOTP_SECRETS,
+    )
 
     identities = [
         f"    {name:<10} password {demo_password(name):<20} TOTP secret {secret}"
@@ -613,6 +654,10 @@ def _demo_banner(base: str, settings: Settings) -> str:
             "  identities (TOTP: SHA-1, 6 digits, 30 s; customers' bound device: <username>-phone)",
             *identities,
             f"  partner app   {DEMO_PARTNER_ID} / {DEMO_PARTNER_SECRET}  (docs/partners.md)",
+            f"  interbank     {DEMO_PARTICIPANT_ID} / {DEMO_PARTICIPANT_SECRET}, "
+            f"BIC {DEMO_PARTICIPANT_BIC}: POST {base}/interbank/v1/pacs.008 (docs/interbank.md)",
+            f"  ATM and POS   ISO 8583 on {settings.iso8583.host}:{settings.iso8583.port}, "
+            "terminals ATM00001 and POS00001: channelhub atm balance (docs/atm.md)",
             "",
         ]
     )
@@ -847,3 +892,91 @@ def risk_rules_install_defaults(data_dir: DataDirOption = None) -> None:
 
     added = _run(_with_session(settings, install, write=True))
     out.print(f"installed {len(added)} rules: {', '.join(added) or 'none'}", highlight=False)
+
+
+ATM_ACTIONS = ("withdraw", "balance", "purchase", "authorize", "transfer", "reverse", "echo")
+
+
+@app.command("atm")
+def atm_command(
+    action: Annotated[str, typer.Argument(help=", ".join(ATM_ACTIONS))],
+    host: Annotated[str, typer.Option(help="The node's ISO 8583 address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The node's ISO 8583 port.")] = DEMO_ISO8583_PORT,
+    terminal: Annotated[str, typer.Option(help="Field 41.")] = "ATM00001",
+    pan: Annotated[str, typer.Option(help="The card number.")] = "6234560000000016",
+    pin: Annotated[str, typer.Option(help="The PIN.")] = "1234",
+    amount: Annotated[str, typer.Option(help="A decimal amount.")] = "100.00",
+    currency: Annotated[str, typer.Option(help="ISO 4217 numeric (156 CNY).")] = "156",
+    from_account: Annotated[str | None, typer.Option(help="Field 102.")] = None,
+    to_account: Annotated[str | None, typer.Option(help="Field 103 (transfer).")] = None,
+    merchant: Annotated[str | None, typer.Option(help="Field 42 (a POS's).")] = None,
+    original_stan: Annotated[str | None, typer.Option(help="reverse: field 11 of it.")] = None,
+    original_time: Annotated[str | None, typer.Option(help="reverse: field 7 of it.")] = None,
+    original_mti: Annotated[str, typer.Option(help="reverse: 0200 or 0100.")] = "0200",
+    pin_key: Annotated[str | None, typer.Option(help="PIN key, hex (demo's by default).")] = None,
+    mac_key: Annotated[str | None, typer.Option(help="MAC key, hex (demo's by default).")] = None,
+) -> None:
+    """Act as an ATM or POS terminal: send one ISO 8583 request and print the answer."""
+    from channelhub.channels.iso8583.codec import CURRENCIES
+    from channelhub.channels.iso8583.terminal import Terminal
+    from channelhub.demo.identities import DEMO_MAC_KEY, DEMO_PIN_KEY
+    from channelhub.kit.money import InvalidAmount, Money
+
+    if action not in ATM_ACTIONS:
+        err.print(f"error: the action is one of {', '.join(ATM_ACTIONS)}", highlight=False)
+        raise typer.Exit(2)
+    if pin_key is None or mac_key is None:
+        err.print("using the demo terminal keys: for the demo bank only", highlight=False)
+    try:
+        keys = bytes.fromhex(pin_key or DEMO_PIN_KEY), bytes.fromhex(mac_key or DEMO_MAC_KEY)
+        minor = Money.parse(amount, CURRENCIES.get(currency, "")).minor
+    except (ValueError, InvalidAmount) as error:
+        err.print(f"error: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    device = Terminal(terminal, pin_key=keys[0], mac_key=keys[1], merchant=merchant)
+    if action == "echo":
+        request = device.echo()
+    elif action == "reverse":
+        if not original_stan or not original_time:
+            err.print("error: reverse needs --original-stan and --original-time", highlight=False)
+            raise typer.Exit(2)
+        original = {"t": original_mti, "11": original_stan, "7": original_time}
+        request = device.reversal({**original, "4": f"{minor:012d}", "49": currency})
+    else:
+        request = device.financial(
+            action,
+            pan=pan,
+            pin=pin,
+            amount_minor=0 if action == "balance" else minor,
+            currency=currency,
+            from_account=from_account,
+            to_account=to_account,
+        )
+
+    async def exchange() -> Any:
+        await device.connect(host, port)
+        try:
+            return await device.send(dict(request))
+        finally:
+            await device.close()
+
+    try:
+        answer = _run(exchange())
+    except (OSError, TimeoutError) as error:
+        err.print(f"error: no answer from {host}:{port}: {error}", highlight=False)
+        raise typer.Exit(1) from None
+    table = _table("field", "value")
+    table.add_row("request", f"{request['t']} STAN {request['11']} time {request['7']}")
+    table.add_row("answer", answer.fields.get("t", ""))
+    table.add_row("39 response code", answer.code)
+    for key, label in (("38", "38 authorization"), ("90", "90 original")):
+        if key in answer.fields:
+            table.add_row(label, answer.fields[key])
+    for kind, (code, minor_units) in sorted(answer.balances.items()):
+        name = {"01": "ledger", "02": "available"}.get(kind, kind)
+        shown = Money(minor_units, code).to_decimal_string()
+        table.add_row(f"54 {name} balance", f"{shown} {code}")
+    table.add_row("MAC of the answer", "ok" if answer.mac_ok else "WRONG")
+    out.print(table)
+    if answer.code != "00":
+        raise typer.Exit(1)

@@ -35,6 +35,10 @@ class BankSettings(BaseModel):
 
     name: str = "channelhub demo bank"
     time_zone: str = "Asia/Shanghai"
+    #: The bank's BIC: interbank messages must be addressed to it (docs/interbank.md).
+    bic: str = Field(
+        default="CHUBCNSHXXX", pattern=r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$"
+    )
 
     @field_validator("time_zone")
     @classmethod
@@ -198,6 +202,38 @@ class PartnerSettings(BaseModel):
     requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
 
 
+class TellerSettings(BaseModel):
+    """The branch teller desk."""
+
+    model_config = _Section
+
+    #: Currency -> the largest amount (a decimal string) a teller may pay out, take in or
+    #: transfer alone; a larger one waits for a supervisor's approval. A currency not named
+    #: here always needs one.
+    authority: dict[str, str] = Field(
+        default_factory=lambda: {"CNY": "50000.00", "USD": "10000.00"}
+    )
+
+
+class Iso8583Settings(BaseModel):
+    """The ATM and POS channel: ISO 8583 over TCP (docs/atm.md)."""
+
+    model_config = _Section
+
+    host: str = "127.0.0.1"
+    #: Unset, the channel does not listen; 0 picks a free port.
+    port: int | None = Field(default=None, ge=0, le=65535)
+    #: A frame announcing more than this is refused and its connection closed.
+    max_message_bytes: int = Field(default=4096, ge=256, le=65_535)
+    #: How long the rest of a frame may take once its length prefix arrived.
+    read_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    #: A connection that sends nothing for this long is closed.
+    idle_timeout_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    max_connections: int = Field(default=2_000, ge=1, le=100_000)
+    #: Requests of one connection processed at once (a terminal may pipeline).
+    max_in_flight: int = Field(default=32, ge=1, le=1_024)
+
+
 class LogSettings(BaseModel):
     """How much to log and in which form."""
 
@@ -240,6 +276,8 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     risk: RiskSettings = RiskSettings()
     partner: PartnerSettings = PartnerSettings()
+    teller: TellerSettings = TellerSettings()
+    iso8583: Iso8583Settings = Iso8583Settings()
     log: LogSettings = LogSettings()
 
     @classmethod

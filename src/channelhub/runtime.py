@@ -28,6 +28,7 @@ from channelhub.kernel.catalog import (
 from channelhub.kernel.steps import StepRegistry
 from channelhub.kit.clock import utc_now
 from channelhub.kit.db import create_engine, make_sessionmaker
+from channelhub.kit.money import Money
 from channelhub.kit.quotas import Quotas
 from channelhub.limits.counters import CounterStore, DatabaseCounters, RedisCounters
 from channelhub.limits.rules import bucket_of
@@ -37,6 +38,8 @@ from channelhub.risk.service import RiskEngine
 from channelhub.security.schemas import SecurityConfig
 from channelhub.security.service import SecurityCenter
 from channelhub.security.step_up import StepUpGate
+from channelhub.teller.schemas import TellerConfig
+from channelhub.teller.service import TellerDesk
 
 __all__ = [
     "Runtime",
@@ -46,6 +49,7 @@ __all__ = [
     "load_catalog",
     "master_key",
     "security_config",
+    "teller_config",
 ]
 
 
@@ -56,6 +60,7 @@ BUILTIN_STEPS = (
     "channelhub.security.steps",
     "channelhub.limits.steps",
     "channelhub.risk.steps",
+    "channelhub.teller.steps",
 )
 
 
@@ -103,6 +108,15 @@ def _key_file(path: Path) -> bytes:
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def teller_config(settings: Settings) -> TellerConfig:
+    """Return the teller desk's configuration: each currency's authority in minor units."""
+    authority = {
+        currency: Money.parse(amount, currency).minor
+        for currency, amount in settings.teller.authority.items()
+    }
+    return TellerConfig(authority=authority, data_key=data_key(settings))
 
 
 def security_config(settings: Settings) -> SecurityConfig:
@@ -188,7 +202,11 @@ class Runtime:
             registry=registry,
             settings=engine_settings,
             step_up=StepUpGate(security),
-            services={"limits": limits, "risk": risk},
+            services={
+                "limits": limits,
+                "risk": risk,
+                "teller": TellerDesk(sessions=sessions, config=teller_config(settings)),
+            },
         )
         recovery = RecoveryWorker(
             sessions=sessions,

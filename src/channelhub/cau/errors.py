@@ -5,16 +5,22 @@ from __future__ import annotations
 from channelhub.kit.errors import ChannelhubError
 
 __all__ = [
+    "AccountClosed",
     "AccountInactive",
+    "AccountNotCreditable",
     "AccountNotFound",
     "CardBlocked",
+    "CardExpired",
     "CardLost",
     "CardNotFound",
     "CardStatusInvalid",
     "NotYours",
+    "PinInvalid",
+    "PinTriesExceeded",
     "ProductNotEligible",
     "ProductNotFound",
     "SelfTransfer",
+    "UnknownCard",
 ]
 
 
@@ -34,6 +40,18 @@ class AccountInactive(ChannelhubError):
     """The account is frozen, dormant or closed and may not take part."""
 
     code = "ACCOUNT_INACTIVE"
+
+
+class AccountClosed(ChannelhubError):
+    """The account is closed: nothing may be paid into it any more."""
+
+    code = "ACCOUNT_CLOSED"
+
+
+class AccountNotCreditable(ChannelhubError):
+    """The account's kind (a term deposit, a loan) does not take payments from outside."""
+
+    code = "ACCOUNT_NOT_CREDITABLE"
 
 
 class SelfTransfer(ChannelhubError):
@@ -76,3 +94,27 @@ class CardLost(ChannelhubError):
     """The card is reported lost."""
 
     code = "CARD_LOST"
+
+
+class UnknownCard(ChannelhubError):
+    """No card has the number a terminal read."""
+
+    code = "CARD_NOT_FOUND"
+
+
+class CardExpired(ChannelhubError):
+    """The card is past its month of expiry."""
+
+    code = "CARD_EXPIRED"
+
+
+class PinInvalid(ChannelhubError):
+    """The PIN entered is not the card's."""
+
+    code = "PIN_INVALID"
+
+
+class PinTriesExceeded(ChannelhubError):
+    """Too many wrong PINs in a row: the card is blocked."""
+
+    code = "PIN_TRIES_EXCEEDED"

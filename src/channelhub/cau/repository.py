@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, String, Table, any_, bindparam, select, update
+from sqlalchemy import ARRAY, String, Table, and_, any_, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,14 +31,17 @@ __all__ = [
     "accounts_by_number",
     "accounts_of_customer",
     "bind_device",
+    "card_by_pan_hash",
     "card_for_update",
     "cards_of_customer",
+    "count_pin_failure",
     "customer",
     "device",
     "insert",
     "next_serial",
     "product",
     "products",
+    "reset_pin_failures",
     "set_account_status",
     "set_card_status",
     "staff_by_id",
@@ -120,6 +123,46 @@ _SET_CARD_STATUS = (
     update(_cards)
     .where(_c.id == bindparam("b_id"), _c.status == bindparam("b_expected"))
     .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+# A card presented at a terminal, found by its number's keyed hash: one round trip on the
+# ISO 8583 hot path.
+_CARD_BY_PAN_HASH = FastStatement(
+    select(
+        _c.id,
+        _c.customer_id,
+        _c.status,
+        _c.expiry,
+        _c.pin_verifier,
+        _c.pin_failures,
+        _a.number.label("account_number"),
+        _a.currency.label("account_currency"),
+    )
+    .join(_accounts, _a.id == _c.account_id)
+    .where(_c.pan_hash == bindparam("b_hash"))
+)
+# One more wrong PIN; the one that reaches the maximum blocks an active card, in the same
+# statement, so that concurrent wrong PINs cannot both slip under the maximum.
+_COUNT_PIN_FAILURE = FastStatement(
+    update(_cards)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        pin_failures=_c.pin_failures + 1,
+        status=case(
+            (
+                and_(_c.status == "active", _c.pin_failures + 1 >= bindparam("b_max")),
+                "blocked",
+            ),
+            else_=_c.status,
+        ),
+        updated_at=bindparam("b_now"),
+    )
+    .returning(_c.pin_failures, _c.status)
+)
+_RESET_PIN_FAILURES = FastStatement(
+    update(_cards)
+    .where(_c.id == bindparam("b_id"), _c.pin_failures > 0)
+    .values(pin_failures=0, updated_at=bindparam("b_now"))
+    .returning(_c.id)
 )
 _NEXT_SERIAL = (
     update(_sequences)
@@ -253,6 +296,28 @@ async def cards_of_customer(session: AsyncSession, customer_id: uuid.UUID) -> li
 async def card_for_update(session: AsyncSession, card_id: uuid.UUID) -> Any | None:
     """Return a card, locked until the transaction ends."""
     return (await session.execute(_CARD_FOR_UPDATE, {"b_id": card_id})).first()
+
+
+async def card_by_pan_hash(session: AsyncSession, pan_hash: str) -> Any | None:
+    """Return the card whose number hashes to ``pan_hash``, with its account's number."""
+    rows = await db.fetch(session, _CARD_BY_PAN_HASH, {"b_hash": pan_hash})
+    return rows[0] if rows else None
+
+
+async def count_pin_failure(
+    session: AsyncSession, card_id: uuid.UUID, *, max_failures: int, now: dt.datetime
+) -> tuple[int, str]:
+    """Count a wrong PIN (blocking an active card at ``max_failures``); return the count and
+    the card's status after it."""
+    rows = await db.fetch(
+        session, _COUNT_PIN_FAILURE, {"b_id": card_id, "b_max": max_failures, "b_now": now}
+    )
+    return int(rows[0].pin_failures), str(rows[0].status)
+
+
+async def reset_pin_failures(session: AsyncSession, card_id: uuid.UUID, now: dt.datetime) -> None:
+    """Forget a card's wrong PINs (a right PIN was entered)."""
+    await db.fetch(session, _RESET_PIN_FAILURES, {"b_id": card_id, "b_now": now})
 
 
 async def set_card_status(

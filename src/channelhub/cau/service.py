@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import hmac
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,17 @@ from channelhub.cau import repository
 from channelhub.cau.errors import (
     AccountInactive,
     AccountNotFound,
+    CardBlocked,
+    CardExpired,
+    CardLost,
     CardNotFound,
     CardStatusInvalid,
     NotYours,
+    PinInvalid,
+    PinTriesExceeded,
     ProductNotEligible,
     ProductNotFound,
+    UnknownCard,
 )
 from channelhub.cau.numbers import account_number, mask_email, mask_id_number, mask_phone
 from channelhub.cau.rules import CustomerFacts, ProductFacts, check_eligible, floor_of
@@ -38,11 +45,14 @@ from channelhub.ledger.schemas import Balance
 
 __all__ = [
     "CUSTOMER_SCOPES",
+    "MAX_PIN_FAILURES",
+    "CardHolder",
     "CustomerStanding",
     "LoginIdentity",
     "account_facts",
     "account_view",
     "acting_customer_id",
+    "authenticate_card",
     "bind_device",
     "card_view",
     "change_card_status",
@@ -394,6 +404,68 @@ def pin_verifier(key: bytes, pan: str, pin: str) -> str:
 def verify_pin(key: bytes, pan: str, pin: str, verifier: str) -> bool:
     """Tell, in constant time, whether ``pin`` is the card's PIN."""
     return hmac.compare_digest(pin_verifier(key, pan, pin), verifier)
+
+
+#: Wrong PINs in a row that block a card.
+MAX_PIN_FAILURES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CardHolder:
+    """A card a terminal read whose PIN was verified: whose it is and which account it draws."""
+
+    card_id: uuid.UUID
+    customer_id: uuid.UUID
+    account: str
+    currency: str
+
+
+async def authenticate_card(
+    session: AsyncSession,
+    *,
+    key: bytes,
+    pan: str,
+    pin_matches: Callable[[Callable[[str], bool]], bool],
+    now: dt.datetime,
+    today: dt.date,
+) -> CardHolder:
+    """Verify a card presented at a terminal and its PIN; count a wrong PIN, blocking the card
+    at the third in a row, and forget them after a right one. ``pin_matches`` is the security
+    module's check of the PIN block: it is handed the comparison with the card's verifier, so
+    the clear PIN stays inside the module. The caller commits, whatever the outcome.
+
+    Raises:
+        UnknownCard, CardLost, CardBlocked, CardExpired: the card may not be used.
+        PinInvalid: a wrong PIN. PinTriesExceeded: the wrong PIN that blocked the card, and any
+            use of a card blocked that way.
+    """
+    card = await repository.card_by_pan_hash(session, pan_fingerprint(key, pan))
+    if card is None:
+        raise UnknownCard("no card has this number")
+    if card.status == "lost":
+        raise CardLost("the card is reported lost")
+    if card.status == "blocked":
+        if card.pin_failures >= MAX_PIN_FAILURES:
+            raise PinTriesExceeded("the card is blocked after too many wrong PINs")
+        raise CardBlocked("the card is blocked")
+    if card.expiry < today.strftime("%y%m"):
+        raise CardExpired("the card has expired", details={"expiry": card.expiry})
+    if not pin_matches(lambda pin: verify_pin(key, pan, pin, card.pin_verifier)):
+        failures, status = await repository.count_pin_failure(
+            session, card.id, max_failures=MAX_PIN_FAILURES, now=now
+        )
+        log.info("card_pin_wrong", card=str(card.id), failures=failures)
+        if status == "blocked":
+            raise PinTriesExceeded("too many wrong PINs: the card is now blocked")
+        raise PinInvalid("the PIN is wrong", details={"tries_left": MAX_PIN_FAILURES - failures})
+    if card.pin_failures:
+        await repository.reset_pin_failures(session, card.id, now)
+    return CardHolder(
+        uuid.UUID(str(card.id)),
+        uuid.UUID(str(card.customer_id)),
+        str(card.account_number),
+        str(card.account_currency),
+    )
 
 
 async def customer_principal(

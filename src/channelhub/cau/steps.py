@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from channelhub.cau import repository, service, transfers
+from channelhub.cau import inbound, repository, service, transfers
 from channelhub.cau.errors import CardNotFound
 from channelhub.kernel.errors import ValidationFailed
 from channelhub.kernel.steps import StepContext, registry
@@ -216,6 +216,25 @@ async def transfer_prepare(ctx: StepContext, params: Mapping[str, Any]) -> Mappi
     )
     ctx.data["fee"] = _decimal(plan["fee_minor"], plan["currency"])
     ctx.data["currency"] = plan["currency"]
+    return plan
+
+
+@registry.step("cau.card_payment.prepare")
+async def card_payment_prepare(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Check a card payment from one of the acting customer's accounts and plan its legs."""
+    request = ctx.request
+    plan = await transfers.plan_card_payment(ctx.session, request.principal, request.payload)
+    ctx.data["currency"] = plan["currency"]
+    return plan
+
+
+@registry.step("cau.inbound.prepare")
+async def inbound_prepare(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Check that a payment from another bank may be credited and plan its legs."""
+    plan = await inbound.plan_inbound_credit(
+        ctx.session, ctx.request.principal, ctx.request.payload
+    )
+    ctx.data.update(creditor_account=plan["to_account"], currency=plan["currency"])
     return plan
 
 

@@ -36,7 +36,7 @@ from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.money import InvalidAmount, Money
 from channelhub.ledger import service as ledger
 
-__all__ = ["plan_term_deposit", "plan_term_deposit_close", "plan_transfer"]
+__all__ = ["plan_card_payment", "plan_term_deposit", "plan_term_deposit_close", "plan_transfer"]
 
 
 #: Account types money may be transferred from and to.
@@ -119,6 +119,40 @@ async def plan_transfer(
         "to_account": target,
         "currency": money.currency,
         "fee_minor": fee,
+    }
+
+
+async def plan_card_payment(
+    session: AsyncSession, principal: Principal, payload: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Check a card payment at a merchant (a POS purchase, an authorization's hold) and return
+    its plan: the customer's account pays the card clearing account of its currency, which
+    settles with the merchant's acquirer.
+
+    Raises:
+        InvalidAmount, AccountNotFound, NotYours, AccountInactive, CurrencyMismatch.
+    """
+    money = _positive_amount(payload)
+    number = str(payload["account"])
+    row = await owned_account(session, principal, number)
+    require_active(row, currency=money.currency)
+    if row.product_type not in TRANSFERABLE:
+        raise AccountInactive(
+            f"a {row.product_type} account cannot pay by card",
+            details={"account": number, "type": row.product_type},
+        )
+    merchant = str(payload.get("merchant") or "")
+    narrative = str(payload.get("memo") or f"Card purchase {merchant}".strip())
+    clearing = ledger.gl_code("clearing", money.currency)
+    return {
+        "kind": "card_payment",
+        "description": narrative,
+        "legs": [
+            _leg(number, -money.minor, money.currency, narrative, merchant or None),
+            _leg(clearing, money.minor, money.currency, narrative, number),
+        ],
+        "account": number,
+        "currency": money.currency,
     }
 
 

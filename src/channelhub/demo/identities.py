@@ -23,11 +23,15 @@ from channelhub.security.terminals import register_terminal, terminal
 
 __all__ = [
     "DEMO_CONSENT_ID",
+    "DEMO_PARTICIPANT_BIC",
+    "DEMO_PARTICIPANT_ID",
+    "DEMO_PARTICIPANT_SECRET",
     "DEMO_PARTNER_ID",
     "DEMO_PARTNER_SECRET",
     "DEMO_TOTP_SECRETS",
     "demo_device",
     "seed_identities",
+    "seed_participant",
     "seed_partner",
     "seed_terminals",
 ]
@@ -39,12 +43,18 @@ DEMO_TERMINALS = (
     ("POS00001", "pos", "Coffee shop, Pudong", None, "DEMOMERCHANT001"),
 )
 DEMO_PIN_KEY = "0123456789ABCDEFFEDCBA9876543210"
-DEMO_MAC_KEY = "89ABCDEF01234567FEDCBA9876543210"
+DEMO_MAC_KEY = "89ABCDEF0123456776543210FEDCBA98"
 
 #: The demo partner app and the consent alice gave it for her CNY current account.
 DEMO_PARTNER_ID = "fintech-demo"
 DEMO_PARTNER_SECRET = "fintech-demo-secret-2026"  # noqa: S105  (the README prints it)
 DEMO_CONSENT_ID = uuid.UUID("0193a1de-0000-7000-8000-00000000c0de")
+
+#: The demo's interbank participant: another bank that sends credit transfers (pacs.008) to
+#: the demo bank, as the app holding the scope ``interbank:<its BIC>`` (docs/interbank.md).
+DEMO_PARTICIPANT_ID = "democnsh-interbank"
+DEMO_PARTICIPANT_SECRET = "democnsh-interbank-secret-2026"  # noqa: S105  (the docs print it)
+DEMO_PARTICIPANT_BIC = "DEMOCNSHXXX"
 
 #: username -> base32 TOTP secret (RFC 6238, SHA-1, 6 digits, 30 s).
 DEMO_TOTP_SECRETS = {
@@ -153,6 +163,25 @@ async def seed_partner(
                 "revoked_at": None,
             },
         )
+    return True
+
+
+async def seed_participant(
+    sessions: async_sessionmaker[AsyncSession], security: SecurityCenter
+) -> bool:
+    """Register the demo's interbank participant bank (calls from this machine only); False
+    if already there."""
+    async with sessions() as session:
+        if await security_repository.partner_app(session, DEMO_PARTICIPANT_ID) is not None:
+            return False
+    await register_app(
+        security,
+        client_id=DEMO_PARTICIPANT_ID,
+        name="Demo Commercial Bank, Shanghai (interbank participant)",
+        scopes=[f"interbank:{DEMO_PARTICIPANT_BIC}"],
+        networks=["127.0.0.0/8", "::1/128"],
+        secret=DEMO_PARTICIPANT_SECRET,
+    )
     return True
 
 

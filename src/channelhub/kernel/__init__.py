@@ -4,7 +4,10 @@ The kernel knows no channel's wire format and no domain: channels hand it canoni
 domains hand it steps through the registry.
 """
 
-from channelhub.kernel import system_steps  # noqa: F401  (registers the system.* steps)
+from channelhub.kernel import (
+    reversal,  # noqa: F401  (registers the txn.reverse step)
+    system_steps,  # noqa: F401  (registers the system.* steps)
+)
 from channelhub.kernel.codes import CODES, ErrorCode, lookup
 from channelhub.kernel.engine import EngineSettings, TransactionEngine
 from channelhub.kernel.model import (

@@ -19,6 +19,7 @@ __all__ = [
     "add_event",
     "checkpoint",
     "claim_for_recovery",
+    "claim_for_reversal",
     "claim_held",
     "close",
     "find_stale",
@@ -27,6 +28,7 @@ __all__ = [
     "latest_events",
     "open_transaction",
     "record",
+    "set_step_log",
 ]
 
 _journal = cast(Table, JournalEntry.__table__)
@@ -250,6 +252,33 @@ async def claim_held(
         .returning(*_journal.c)
     )
     return result.first()
+
+
+async def claim_for_reversal(
+    session: AsyncSession, txn_id: uuid.UUID, *, now: dt.datetime
+) -> Row[Any] | None:
+    """Mark a succeeded transaction reversed, locking its row; None if it is not (or no
+    longer) succeeded. The caller undoes its steps in the same database transaction."""
+    conn = await session.connection()
+    result = await conn.execute(
+        update(_journal)
+        .where(_c.id == txn_id, _c.status == "succeeded")
+        .values(status="reversed", updated_at=now, finished_at=now)
+        .returning(*_journal.c)
+    )
+    return result.first()
+
+
+async def set_step_log(
+    session: AsyncSession, txn_id: uuid.UUID, step_log: list[Any], *, now: dt.datetime
+) -> None:
+    """Record what was undone of a finished transaction (a reversal's compensations)."""
+    conn = await session.connection()
+    await conn.execute(
+        update(_journal)
+        .where(_c.id == txn_id)
+        .values(step_log=step_log, updated_at=now)
+    )
 
 
 async def add_event(session: AsyncSession, event: dict[str, Any]) -> None:

@@ -71,6 +71,32 @@ async def post(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]
     return {"entry_id": str(posted.entry_id)}
 
 
+@registry.step("ledger.hold", mutates=True)
+async def hold(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Hold on each customer account what the plan would debit, posting nothing (a card
+    authorization: the money is reserved until captured or released); ``ledger.reverse``
+    releases the holds.
+
+    Params: ``plan`` and ``report`` as for ``ledger.post`` (balances after the holds).
+    """
+    plan = _plan(ctx, params)
+    legs = [Leg(**leg) for leg in plan["legs"]]
+    holds = await service.hold_debits(
+        ctx.session,
+        legs=legs,
+        reference=f"authorization: {ctx.txn_id}",
+        now=ctx.now,
+        txn_id=ctx.txn_id,
+    )
+    wanted = {field: str(plan.get(key)) for field, key in (params.get("report") or {}).items()}
+    found = await service.balances(ctx.session, list(wanted.values()))
+    for field, account in wanted.items():
+        if account in found:
+            balance = found[account]
+            ctx.data[field] = Money(balance.available_minor, balance.currency).to_decimal_string()
+    return {"held": holds}
+
+
 @registry.resumption("ledger.post")
 async def post_held(
     ctx: StepContext, params: Mapping[str, Any], output: Mapping[str, Any] | None

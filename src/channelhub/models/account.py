@@ -54,6 +54,7 @@ class Card(Base):
     __tablename__ = "cards"
     __table_args__ = (
         CheckConstraint("status IN ('active', 'blocked', 'lost')", name="status_known"),
+        CheckConstraint("pin_failures >= 0", name="pin_failures_not_negative"),
         Index("ix_cards_customer_id", "customer_id"),
     )
 
@@ -67,6 +68,8 @@ class Card(Base):
     expiry: Mapped[str] = mapped_column(String(4))
     status: Mapped[str] = mapped_column(String(16))
     pin_verifier: Mapped[str] = mapped_column(String(64))
+    #: Wrong PINs in a row; the third blocks the card, a right PIN resets it.
+    pin_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     issued_on: Mapped[dt.date]
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import ipaddress
+import re
 import secrets
 import time
 import uuid
@@ -38,6 +39,7 @@ from channelhub.security.errors import (
 from channelhub.security.service import SecurityCenter
 
 __all__ = [
+    "INTERBANK_SCOPE",
     "PARTNER_SCOPES",
     "SignedRequest",
     "address_allowed",
@@ -51,6 +53,9 @@ log = get_logger(__name__)
 
 #: What a partner app may be granted, and a customer may consent to.
 PARTNER_SCOPES = frozenset({"accounts:read", "statements:read"})
+#: An interbank participant's scope, ``interbank:<BIC>``: the app may send ISO 20022 messages
+#: as that bank (docs/interbank.md). Never a customer's to consent to.
+INTERBANK_SCOPE = re.compile(r"interbank:[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
 _SECRET_PURPOSE = "partner-secret"  # noqa: S105  (what a sealed value is for, not a secret)
 
 
@@ -83,7 +88,7 @@ async def register_app(
     Raises:
         ValueError: an unknown scope, a malformed network, a short secret.
     """
-    unknown = set(scopes) - PARTNER_SCOPES
+    unknown = {s for s in scopes if s not in PARTNER_SCOPES and not INTERBANK_SCOPE.fullmatch(s)}
     if unknown:
         raise ValueError(f"unknown scope {', '.join(sorted(unknown))}")
     for network in networks:

@@ -26,6 +26,8 @@ __all__ = [
     "SoftwareSecurityModule",
     "check_value",
     "clear_pin_block",
+    "encrypted_pin_block",
+    "pin_block_format0",
     "retail_mac",
 ]
 
@@ -153,3 +155,25 @@ def clear_pin_block(block: bytes, pan: str) -> str | None:
     if not pin.isdigit() or filler != "F" * len(filler):
         return None
     return pin
+
+
+def pin_block_format0(pin: str, pan: str) -> bytes:
+    """Return the clear ISO 9564 format 0 block of ``pin`` for ``pan`` (what a terminal's
+    PIN pad builds before encrypting it).
+
+    Raises:
+        ValueError: a PIN that is not 4 to 12 digits, or a card number that is not digits.
+    """
+    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 12):
+        raise ValueError("a PIN is 4 to 12 digits")
+    if not (pan.isascii() and pan.isdigit() and len(pan) >= 13):
+        raise ValueError("a card number is at least 13 digits")
+    pin_field = bytes.fromhex(f"0{len(pin):X}{pin}".ljust(16, "F"))
+    pan_field = bytes.fromhex("0000" + pan[-13:-1])
+    return bytes(a ^ b for a, b in zip(pin_field, pan_field, strict=True))
+
+
+def encrypted_pin_block(key: bytes, pin: str, pan: str) -> str:
+    """Return ``pin``'s format 0 block for ``pan`` encrypted under a terminal's PIN key, as
+    the 16 hex digits of ISO 8583 field 52 (the terminal side; the server only decrypts)."""
+    return _des(key, pin_block_format0(pin, pan)).hex().upper()

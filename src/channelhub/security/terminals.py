@@ -4,6 +4,7 @@ two checks it needs: is this MAC right, is this PIN block the card's PIN."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,13 +12,22 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.cau import service as cau
 from channelhub.kit.clock import utc_now
 from channelhub.security import repository
 from channelhub.security.audit_trail import record_audit
 from channelhub.security.service import SecurityCenter
 from channelhub.security.ssm import check_value
 
-__all__ = ["TerminalKeys", "register_terminal", "terminal", "verify_mac", "verify_pin"]
+__all__ = [
+    "TerminalKeys",
+    "answer_mac",
+    "register_terminal",
+    "terminal",
+    "verify_card",
+    "verify_mac",
+    "verify_pin",
+]
 
 
 def _purpose(terminal_id: str, which: str) -> str:
@@ -105,10 +115,42 @@ def verify_mac(center: SecurityCenter, row: Any, data: bytes, mac: str) -> bool:
     return center.ssm.mac_matches(row.mac_key_sealed, _purpose(row.terminal_id, "mac"), data, mac)
 
 
+def answer_mac(center: SecurityCenter, row: Any, data: bytes) -> str:
+    """Return the terminal's retail MAC of ``data`` (an answer to the terminal)."""
+    return center.ssm.mac(row.mac_key_sealed, _purpose(row.terminal_id, "mac"), data)
+
+
 def verify_pin(
     center: SecurityCenter, row: Any, pin_block: str, pan: str, check: Callable[[str], bool]
 ) -> bool:
     """Tell whether the PIN block (under the terminal's PIN key) holds the card's PIN."""
     return center.ssm.pin_matches(
         row.pin_key_sealed, _purpose(row.terminal_id, "pin"), pin_block, pan, check
+    )
+
+
+async def verify_card(
+    center: SecurityCenter,
+    session: AsyncSession,
+    row: Any,
+    *,
+    data_key: bytes,
+    pan: str,
+    pin_block: str,
+    now: dt.datetime,
+    today: dt.date,
+) -> cau.CardHolder:
+    """Verify a card read at the terminal ``row`` and the PIN block it sent; wrong PINs are
+    counted in ``session``, which the caller commits whatever the outcome.
+
+    Raises:
+        UnknownCard, CardLost, CardBlocked, CardExpired, PinInvalid, PinTriesExceeded.
+    """
+    return await cau.authenticate_card(
+        session,
+        key=data_key,
+        pan=pan,
+        pin_matches=lambda check: verify_pin(center, row, pin_block, pan, check),
+        now=now,
+        today=today,
     )

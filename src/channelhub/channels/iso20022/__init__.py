@@ -1,1 +1,1 @@
-"""ISO 20022 messages: the interbank channel's XML (camt.053 statements out)."""
+"""ISO 20022 messages: the interbank channel's XML (pacs.008 in, pacs.002 and camt.053 out)."""
