@@ -300,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "channelhub", "serve"],
-            env=node_env(url, data_dir, port, min(200, max(32, top // 4))),
+            env=node_env(url, data_dir, port, 32),
             stdout=subprocess.DEVNULL,
         )
         try:

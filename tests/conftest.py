@@ -145,11 +145,14 @@ class serving:  # noqa: N801  (used as a context manager, reads like a function)
 
     async def __aenter__(self) -> str:
         self.task = asyncio.create_task(self.server.serve())
-        for _ in range(500):
-            if self.server.started:
-                break
+        # Generous: on a busy machine (CI, a shared database) the lifespan's start-up (the
+        # catalog, a first connection) can take seconds; a test must not fail on that.
+        deadline = asyncio.get_running_loop().time() + 30
+        while not self.server.started:
             if self.task.done():
                 self.task.result()
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the node did not start within 30 s")
             await asyncio.sleep(0.01)
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
