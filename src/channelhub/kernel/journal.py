@@ -275,9 +275,7 @@ async def set_step_log(
     """Record what was undone of a finished transaction (a reversal's compensations)."""
     conn = await session.connection()
     await conn.execute(
-        update(_journal)
-        .where(_c.id == txn_id)
-        .values(step_log=step_log, updated_at=now)
+        update(_journal).where(_c.id == txn_id).values(step_log=step_log, updated_at=now)
     )
 
 
