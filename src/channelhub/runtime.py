@@ -116,7 +116,9 @@ def teller_config(settings: Settings) -> TellerConfig:
         currency: Money.parse(amount, currency).minor
         for currency, amount in settings.teller.authority.items()
     }
-    return TellerConfig(authority=authority, data_key=data_key(settings))
+    return TellerConfig(
+        authority=authority, data_key=data_key(settings), time_zone=settings.bank.zone
+    )
 
 
 def security_config(settings: Settings) -> SecurityConfig:

@@ -179,3 +179,29 @@ async def test_one_customer_three_channels_one_journal_one_limit_one_balance(
         ("atm", "cash.withdraw", "failed", 60_000),
         ("teller", "cash.withdraw", "failed", 60_000),
     ]
+
+
+async def test_wrong_pins_count_on_the_card_whichever_channel_took_them(branch: Branch) -> None:
+    desk, web = branch.desk, branch.web
+    mine = branch.bank.accounts["alice.CNY"]
+    before = await branch.bank.balance(mine)
+    teller = await desk_token(desk.http, web, "teller1")
+    wrong_at_desk = {"card": ALICE_PAN, "pin": "9999"}
+    balance = {"account": mine}
+    for _ in range(2):
+        status, body = await desk.call(teller, "account.balance", balance, customer=wrong_at_desk)
+        assert (status, body["code"]) == (422, "CUSTOMER_NOT_IDENTIFIED"), body
+    # The third wrong PIN, at the ATM, blocks the card: 75, PIN tries exceeded.
+    async with branch.atm.connected() as atm:
+        answer = await atm.send(atm.financial("balance", pan=ALICE_PAN, pin="9999"))
+        assert answer.code == "75", answer.fields
+        # Blocked now, for the right PIN too.
+        answer = await atm.send(atm.financial("balance", pan=ALICE_PAN, pin=PIN))
+        assert answer.code == "75", answer.fields
+    right_at_desk = {"card": ALICE_PAN, "pin": PIN}
+    status, body = await desk.call(teller, "account.balance", balance, customer=right_at_desk)
+    assert (status, body["code"]) == (422, "CUSTOMER_NOT_IDENTIFIED"), body
+    # Her id document still identifies her at the desk; nothing moved.
+    status, body = await desk.call(teller, "account.balance", balance, customer=alice())
+    assert (status, body["code"]) == (200, "OK"), body
+    assert await branch.bank.balance(mine) == before

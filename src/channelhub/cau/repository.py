@@ -31,11 +31,13 @@ __all__ = [
     "accounts_by_number",
     "accounts_of_customer",
     "bind_device",
+    "block_cards_of_account",
     "card_by_pan_hash",
     "card_for_update",
     "cards_of_customer",
     "count_pin_failure",
     "customer",
+    "customer_by_document",
     "device",
     "insert",
     "next_serial",
@@ -44,6 +46,7 @@ __all__ = [
     "reset_pin_failures",
     "set_account_status",
     "set_card_status",
+    "set_customer_status",
     "staff_by_id",
     "staff_by_username",
     "user_by_id",
@@ -329,6 +332,38 @@ async def set_card_status(
         {"b_id": card_id, "b_expected": expected, "b_status": status, "b_now": now},
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def customer_by_document(session: AsyncSession, id_type: str, id_number: str) -> Any | None:
+    """Return the customer holding this identity document (type and number), if any."""
+    c = _customers.c
+    query = select(c.id, c.number, c.name, c.status).where(
+        c.id_type == id_type, c.id_number == id_number
+    )
+    return (await session.execute(query)).first()
+
+
+async def set_customer_status(
+    session: AsyncSession, customer_id: uuid.UUID, *, status: str, now: dt.datetime
+) -> None:
+    """Change a customer's status."""
+    await session.execute(
+        update(_customers)
+        .where(_customers.c.id == customer_id)
+        .values(status=status, updated_at=now)
+    )
+
+
+async def block_cards_of_account(
+    session: AsyncSession, account_id: uuid.UUID, *, now: dt.datetime
+) -> int:
+    """Block every active card drawing on an account; return how many."""
+    result = await session.execute(
+        update(_cards)
+        .where(_c.account_id == account_id, _c.status == "active")
+        .values(status="blocked", updated_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def next_serial(session: AsyncSession, name: str, count: int = 1) -> int:

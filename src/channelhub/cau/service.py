@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import hmac
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,13 @@ from channelhub.cau.errors import (
     ProductNotFound,
     UnknownCard,
 )
-from channelhub.cau.numbers import account_number, mask_email, mask_id_number, mask_phone
+from channelhub.cau.numbers import (
+    account_number,
+    customer_number,
+    mask_email,
+    mask_id_number,
+    mask_phone,
+)
 from channelhub.cau.rules import CustomerFacts, ProductFacts, check_eligible, floor_of
 from channelhub.cau.schemas import Eligibility, ProductParameters
 from channelhub.kernel.errors import Forbidden, Unauthenticated
@@ -56,9 +62,12 @@ __all__ = [
     "bind_device",
     "card_view",
     "change_card_status",
+    "close_account",
     "consented",
+    "create_customer",
     "customer_account_numbers",
     "customer_accounts",
+    "customer_by_document",
     "customer_card_ids",
     "customer_principal",
     "customer_profile",
@@ -76,6 +85,7 @@ __all__ = [
     "rate_text",
     "require_active",
     "restore_account_status",
+    "set_customer_status",
 ]
 
 log = get_logger(__name__)
@@ -344,6 +354,56 @@ async def restore_account_status(
     await repository.set_account_status(
         session, number, expected=current, status=previous, closed_on=closed_on, now=now
     )
+
+
+async def customer_by_document(session: AsyncSession, id_type: str, id_number: str) -> Any | None:
+    """Return the customer (id, number, name, status) holding an identity document."""
+    return await repository.customer_by_document(session, id_type, id_number)
+
+
+async def create_customer(
+    session: AsyncSession, values: Mapping[str, Any], *, now: dt.datetime, today: dt.date
+) -> tuple[uuid.UUID, str]:
+    """Make a new active customer from KYC data (name, kind, id_type, id_number, phone,
+    email, kyc_level, segment, risk_rating, home_branch); return its id and customer number
+    (with its check digit). The caller checked that the document is not a customer's yet."""
+    customer_id = new_id()
+    number = customer_number(await repository.next_serial(session, "customer"))
+    row = {
+        **values,
+        "id": customer_id,
+        "number": number,
+        "status": "active",
+        "opened_on": today,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await repository.insert(session, "customers", [row])
+    return customer_id, number
+
+
+async def set_customer_status(
+    session: AsyncSession, customer_id: uuid.UUID, *, status: str, now: dt.datetime
+) -> None:
+    """Change a customer's status (a failed onboarding closes the customer it made)."""
+    await repository.set_customer_status(session, customer_id, status=status, now=now)
+
+
+async def close_account(
+    session: AsyncSession, row: Any, *, now: dt.datetime, today: dt.date
+) -> int:
+    """Close an active account (the caller checked it holds nothing) and block every card
+    drawing on it; return how many cards were blocked.
+
+    Raises:
+        AccountInactive: the account stopped being active meanwhile.
+    """
+    closed = await repository.set_account_status(
+        session, row.number, expected="active", status="closed", closed_on=today, now=now
+    )
+    if not closed:
+        raise AccountInactive("the account is no longer active", details={"account": row.number})
+    return await repository.block_cards_of_account(session, row.id, now=now)
 
 
 def card_view(row: Any) -> dict[str, Any]:

@@ -9,71 +9,22 @@ from typing import Any, cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channelhub.models import Approval, Card, Customer, JournalEntry
+from channelhub.models import Approval, JournalEntry
 
 __all__ = [
     "OPERATION",
     "approval",
-    "block_cards_of_account",
-    "card_by_fingerprint",
     "cash_movements",
-    "customer_by_document",
     "decide_approval",
     "insert_approval",
     "pending_approvals",
-    "set_customer_status",
 ]
 
 #: The approvals row's ``operation`` for what is over a teller's authority.
 OPERATION = "teller.override"
 
 _approvals = cast(Table, Approval.__table__)
-_cards = cast(Table, Card.__table__)
-_customers = cast(Table, Customer.__table__)
 _journal = cast(Table, JournalEntry.__table__)
-
-
-async def customer_by_document(session: AsyncSession, id_type: str, id_number: str) -> Any | None:
-    """Return the customer holding this identity document (type and number), if any."""
-    c = _customers.c
-    query = select(c.id, c.number, c.name, c.status).where(
-        c.id_type == id_type, c.id_number == id_number
-    )
-    return (await session.execute(query)).first()
-
-
-async def card_by_fingerprint(session: AsyncSession, pan_hash: str) -> Any | None:
-    """Return the card whose number has this keyed hash, with its owner's status."""
-    c = _cards.c
-    query = (
-        select(c.id, c.customer_id, c.status, c.pin_verifier, _customers.c.status.label("held_by"))
-        .join(_customers, _customers.c.id == c.customer_id)
-        .where(c.pan_hash == pan_hash)
-    )
-    return (await session.execute(query)).first()
-
-
-async def set_customer_status(
-    session: AsyncSession, customer_id: uuid.UUID, *, status: str, now: dt.datetime
-) -> None:
-    """Change a customer's status (a failed onboarding closes the customer it made)."""
-    c = _customers.c
-    await session.execute(
-        update(_customers).where(c.id == customer_id).values(status=status, updated_at=now)
-    )
-
-
-async def block_cards_of_account(
-    session: AsyncSession, account_id: uuid.UUID, *, now: dt.datetime
-) -> int:
-    """Block every active card drawing on an account; return how many."""
-    c = _cards.c
-    result = await session.execute(
-        update(_cards)
-        .where(c.account_id == account_id, c.status == "active")
-        .values(status="blocked", updated_at=now)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def cash_movements(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,6 +22,8 @@ class TellerConfig:
     authority: Mapping[str, int]
     #: The key card numbers are hashed and PINs verified with.
     data_key: bytes = field(repr=False)
+    #: The bank's time zone: a card expires at the end of its month there.
+    time_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
 
 class IdDocument(BaseModel):

@@ -16,17 +16,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channelhub.cau import repository as cau_repository
 from channelhub.cau import service as cau
 from channelhub.cau.errors import AccountInactive
-from channelhub.cau.numbers import customer_number
 from channelhub.kernel.engine import TransactionEngine
 from channelhub.kernel.errors import Forbidden
 from channelhub.kernel.held import conclude_held
 from channelhub.kernel.model import Principal, PrincipalKind, TransactionResult
 from channelhub.kit.clock import business_date, utc_now
 from channelhub.kit.errors import ChannelhubError
-from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
 from channelhub.kit.money import InvalidAmount, Money
 from channelhub.ledger import service as ledger
@@ -240,38 +237,25 @@ async def onboard_customer(
     """
     branch = _branch(principal)
     id_type, id_number = str(payload["id_type"]), str(payload["id_number"])
-    if await repository.customer_by_document(session, id_type, id_number) is not None:
+    if await cau.customer_by_document(session, id_type, id_number) is not None:
         raise CustomerExists(
             "a customer with this identity document already exists",
             details={"field": "id_number"},
         )
-    customer_id = new_id()
-    number = customer_number(await cau_repository.next_serial(session, "customer"))
-    await cau_repository.insert(
-        session,
-        "customers",
-        [
-            {
-                "id": customer_id,
-                "number": number,
-                "kind": str(payload["kind"]),
-                "name": str(payload["name"]),
-                "id_type": id_type,
-                "id_number": id_number,
-                "phone": payload.get("phone"),
-                "email": payload.get("email"),
-                # The teller saw the original document: verified identity.
-                "kyc_level": 2,
-                "segment": str(payload["segment"]),
-                "risk_rating": "low",
-                "status": "active",
-                "home_branch": branch,
-                "opened_on": today,
-                "created_at": now,
-                "updated_at": now,
-            }
-        ],
-    )
+    values = {
+        "kind": str(payload["kind"]),
+        "name": str(payload["name"]),
+        "id_type": id_type,
+        "id_number": id_number,
+        "phone": payload.get("phone"),
+        "email": payload.get("email"),
+        # The teller saw the original document: verified identity.
+        "kyc_level": 2,
+        "segment": str(payload["segment"]),
+        "risk_rating": "low",
+        "home_branch": branch,
+    }
+    customer_id, number = await cau.create_customer(session, values, now=now, today=today)
     acting = dataclasses.replace(
         principal, attributes={**principal.attributes, "customer_id": str(customer_id)}
     )
@@ -303,7 +287,7 @@ async def void_customer(
             today=today,
         )  # fmt: skip
     if output.get("customer_id"):
-        await repository.set_customer_status(
+        await cau.set_customer_status(
             session, uuid.UUID(str(output["customer_id"])), status="closed", now=now
         )
 
@@ -336,11 +320,7 @@ async def close_account(
                 "held": Money(balance.held_minor, currency).to_decimal_string(),
             },
         )
-    if not await cau_repository.set_account_status(
-        session, account.number, expected="active", status="closed", closed_on=today, now=now
-    ):
-        raise ChannelhubError("the account changed while closing; retry", code="TXN_IN_PROGRESS")
-    blocked = await repository.block_cards_of_account(session, account.id, now=now)
+    blocked = await cau.close_account(session, account, now=now, today=today)
     return {
         "account": account.number,
         "status": "closed",
@@ -397,8 +377,11 @@ class TellerDesk:
         """
         async with self.sessions() as session:
             customer_id = await self._customer_of(session, identification)
+        # The customer present, once identified, lets the teller read what they may read.
         return dataclasses.replace(
-            principal, attributes={**principal.attributes, "customer_id": str(customer_id)}
+            principal,
+            scopes=principal.scopes | cau.CUSTOMER_SCOPES,
+            attributes={**principal.attributes, "customer_id": str(customer_id)},
         )
 
     async def _customer_of(
@@ -407,20 +390,31 @@ class TellerDesk:
         proof = identification.card_proof()
         if identification.id_document is not None:
             document = identification.id_document
-            row = await repository.customer_by_document(session, document.type, document.number)
+            row = await cau.customer_by_document(session, document.type, document.number)
             if row is None or row.status != "active":
                 return _unidentified("document")
             return uuid.UUID(str(row.id))
         assert proof is not None  # the shape demands a document or a card and PIN
-        key = self.config.data_key
-        card = await repository.card_by_fingerprint(session, cau.pan_fingerprint(key, proof.card))
-        if card is None:
-            return _unidentified("card")
-        if not cau.verify_pin(key, proof.card, proof.pin, card.pin_verifier):
-            return _unidentified("pin")
-        if card.status != "active" or card.held_by != "active":
-            return _unidentified("card_status")
-        return uuid.UUID(str(card.customer_id))
+        # The same check as at the ATM: expiry, status, and wrong PINs counted on the card
+        # (committed whatever the answer), so three wrong PINs block it whichever channel.
+        now = utc_now()
+        try:
+            holder = await cau.authenticate_card(
+                session,
+                key=self.config.data_key,
+                pan=proof.card,
+                pin_matches=lambda check: check(proof.pin),
+                now=now,
+                today=business_date(now, self.config.time_zone),
+            )
+        except ChannelhubError as error:
+            await session.commit()
+            return _unidentified(error.code.lower())
+        await session.commit()
+        standing = await cau.customer_standing(session, str(holder.customer_id))
+        if standing is None or standing.status != "active":
+            return _unidentified("customer_status")
+        return holder.customer_id
 
     async def pending(self, principal: Principal) -> list[dict[str, Any]]:
         """Return the approvals waiting in the caller's branch, oldest first.
