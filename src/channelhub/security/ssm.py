@@ -134,10 +134,9 @@ def retail_mac(key: bytes, data: bytes) -> str:
         raise ValueError("the retail MAC needs a double-length key")
     left, right = key[:8], key[8:]
     padded = data + bytes(-len(data) % 8) if data else bytes(8)
-    state = bytes(8)
-    for offset in range(0, len(padded), 8):
-        block = bytes(a ^ b for a, b in zip(state, padded[offset : offset + 8], strict=True))
-        state = _des(left, block)
+    # The chaining in one call of the cipher (CBC, a zero IV): the last block is the state.
+    chain = Cipher(TripleDES(left * 3), modes.CBC(bytes(8))).encryptor()
+    state = (chain.update(padded) + chain.finalize())[-8:]
     state = _des(left, _des(right, state, decrypt=True))
     return state.hex().upper()
 
