@@ -21,6 +21,18 @@ pytestmark = pytest.mark.asyncio
 WAIT = 30.0  # generous: a failure here means a hang, not slowness
 
 
+#: An 0800 whose secondary bitmap's first bit announces a third bitmap (atheris's find).
+THIRD_BITMAP = (
+    b"0800800000400000000080000004000000000000011000000000112021357501398341357501202AT6A8CC5A9"
+)
+
+
+async def test_the_decoder_refuses_fields_past_128_as_undecodable() -> None:
+    # pyiso8583 itself raises KeyError here; the channel's decoder says what it is.
+    with pytest.raises(codec.Undecodable, match="not in the specification"):
+        codec.decode(THIRD_BITMAP)
+
+
 async def _exchange(atm: AtmNode, raw: bytes) -> bytes | None:
     """Send raw bytes; return the answer's body, or None if the server closed instead."""
     reader, writer = await asyncio.open_connection(atm.host, atm.port)
@@ -70,6 +82,9 @@ async def test_broken_frames_close_the_connection(atm: AtmNode) -> None:
     assert await _exchange(atm, codec.frame(cut)) is None
     # Not a message at all.
     assert await _exchange(atm, codec.frame(b"GET / HTTP/1.1\r\n\r\n")) is None
+    # A secondary bitmap whose first bit announces a third one: fields past 128, which no
+    # specification has (atheris found the decoder's KeyError on this one).
+    assert await _exchange(atm, codec.frame(THIRD_BITMAP)) is None
     await _still_serving(atm)
     assert await atm.bank.balance(account) == before
 

@@ -21,6 +21,7 @@ __all__ = [
     "SPEC",
     "FormatError",
     "FrameTooLarge",
+    "Undecodable",
     "additional_amounts",
     "amount_of",
     "balances_of",
@@ -72,6 +73,10 @@ class FrameTooLarge(Exception):
     """A length prefix announces more than the channel accepts."""
 
 
+class Undecodable(Exception):
+    """The bytes of a frame are not a message of this specification."""
+
+
 def frame(body: bytes) -> bytes:
     """Return ``body`` behind its 2-byte big-endian length prefix."""
     return len(body).to_bytes(2, "big") + body
@@ -107,9 +112,17 @@ def decode(body: bytes) -> dict[str, str]:
     """Return the fields of a packed message.
 
     Raises:
-        iso8583.DecodeError: the bytes are not a message (naming the field and position).
+        Undecodable: the bytes are not a message (naming the field and position, never data).
     """
-    fields, _ = iso8583.decode(body, SPEC)
+    try:
+        fields, _ = iso8583.decode(body, SPEC)
+    except iso8583.DecodeError as error:
+        raise Undecodable(str(error)[:200]) from None
+    except KeyError as error:
+        # pyiso8583 looks a field up in the specification by the bitmap's word: a secondary
+        # bitmap whose first bit announces a third bitmap names fields past 128 (found by
+        # fuzzing the codec with atheris).
+        raise Undecodable(f"field {str(error)[:8]}: not in the specification") from None
     return fields
 
 

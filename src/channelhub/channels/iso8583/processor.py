@@ -107,7 +107,7 @@ class MessageProcessor:
         started = time.perf_counter()
         try:
             fields = codec.decode(body)
-        except iso8583.DecodeError as error:
+        except codec.Undecodable as error:
             # pyiso8583's message names the field and position, never the data.
             log.info("iso8583_undecodable", reason=str(error)[:200])
             REFUSED.labels("undecodable").inc()

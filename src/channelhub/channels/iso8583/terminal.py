@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
-import iso8583
-
 from channelhub.channels.iso8583 import codec
 from channelhub.kit.clock import utc_now
 from channelhub.security.ssm import encrypted_pin_block, retail_mac
@@ -222,7 +220,7 @@ class Terminal:
     def _answer(self, body: bytes) -> Answer | None:
         try:
             fields = codec.decode(body)
-        except iso8583.DecodeError:
+        except codec.Undecodable:
             return None
         mac = fields.get(codec.mac_field(fields))
         expected = retail_mac(self.mac_key, codec.mac_input(body))
