@@ -33,6 +33,8 @@ class AtmNode:
     port: int
     bank: Bank
     settings: Settings
+    #: The served node's own runtime (its caches: rules, limits), when the test serves it.
+    served: Runtime | None = None
 
     def terminal(self, terminal_id: str = "ATM00001", **keys: Any) -> Terminal:
         """Return a terminal with the demo keys (or the given ones), not yet connected."""
@@ -104,7 +106,7 @@ async def atm_node(settings: Settings) -> AsyncIterator[AtmNode]:
         async with node:
             app: Any = node.server.config.app
             host, port = app.state.iso8583.address
-            yield AtmNode(host, port, bank, settings)
+            yield AtmNode(host, port, bank, settings, app.state.runtime)
     finally:
         await runtime.close()
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from channelhub.kit.clock import utc_now
+from channelhub.risk.schemas import RuleBody
+from channelhub.risk.service import save_rule
 from tests.channels_iso8583.conftest import ALICE_PAN, BOB_PAN, PIN, AtmNode
 
 pytestmark = pytest.mark.asyncio
@@ -217,4 +220,46 @@ async def test_withdrawal_then_its_reversal(atm: AtmNode) -> None:
         assert await atm.bank.balance(account) == before
         assert (await device.send(device.reversal(withdrawal, repeat=True))).code == "00"
     assert await atm.bank.balance(account) == before
+    assert await atm.bank.verify() == []
+
+
+async def _rule(atm: AtmNode, name: str, outcome: str) -> None:
+    """Switch on a rule that fires on every withdrawal of 300.00 or more, with ``outcome``."""
+    runtime = atm.bank.runtime
+    async with runtime.sessions() as session, session.begin():
+        await save_rule(
+            session,
+            RuleBody(
+                name=name,
+                expression="txn.amount >= 30000",
+                outcome=outcome,
+                score=50,
+                mode="active",
+            ),
+            by="test",
+            now=utc_now(),
+            error_outcome="review",
+        )
+    assert atm.served is not None
+    atm.served.risk.invalidate()  # the node's copy of the rules, re-read at its next check
+
+
+async def test_risk_at_the_terminal_pin_is_the_challenge_and_review_is_a_decline(
+    atm: AtmNode,
+) -> None:
+    account = await atm.account_of(ALICE_PAN)
+    before = await atm.bank.balance(account)
+    await _rule(atm, "large_cash_challenge", "challenge")
+    async with atm.connected() as device:
+        # The card and its PIN, checked for this very message, are the second factor.
+        withdrawal = device.financial("withdraw", pan=ALICE_PAN, pin=PIN, amount_minor=30_000)
+        assert (await device.send(withdrawal)).code == "00"
+    assert await atm.bank.balance(account) == before - 30_000
+    await _rule(atm, "large_cash_review", "review")
+    async with atm.connected() as device:
+        # Nobody can wait at an ATM for a reviewer: declined, nothing held or moved.
+        withdrawal = device.financial("withdraw", pan=ALICE_PAN, pin=PIN, amount_minor=30_000)
+        assert (await device.send(withdrawal)).code == "59"
+    assert await atm.bank.balance(account) == before - 30_000
+    assert await atm.sql("SELECT count(*) FROM ledger_holds WHERE status = 'active'") == [(0,)]
     assert await atm.bank.verify() == []

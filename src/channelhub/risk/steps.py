@@ -98,6 +98,11 @@ def _keep_decision(
     return decision_id
 
 
+#: Channels where the card and its PIN, checked for this very transaction, are the customer's
+#: two factors (what a challenge would ask for), and where nobody can wait for a review.
+_CARD_PRESENT = frozenset({"atm", "pos"})
+
+
 @registry.step("risk.evaluate")
 async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """Decide on the transaction by the bank's rules; record why.
@@ -124,9 +129,13 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
     _count(txn, evaluation)
     decision = _keep_decision(ctx, txn, assessment, None)
     outcome = evaluation.outcome
-    if outcome == "deny":
+    card_present = ctx.request.channel in _CARD_PRESENT
+    if outcome == "deny" or (outcome == "review" and card_present):
+        # A terminal cannot wait for a reviewer: its customer walks away, and cash dispensed
+        # later than the answer is no cash at all. What a reviewer would have looked at is
+        # declined there (the decision says "review", the answer is a refusal).
         raise RiskDenied("the transaction was refused", details={"decision": str(decision)})
-    if outcome == "challenge" and not ctx.stepped_up:
+    if outcome == "challenge" and not (ctx.stepped_up or card_present):
         raise StepUpRequired(
             "confirm this transaction with a one-time code", details={"decision": str(decision)}
         )
