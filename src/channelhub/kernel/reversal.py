@@ -56,8 +56,11 @@ async def reverse(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, A
     key = str(ctx.request.payload["original"])
     request = ctx.request
     row = await journal.get_by_key(ctx.session, request.channel, key)
-    if row is None:
-        await _placeholder(ctx, key)
+    if row is None and not await _placeholder(ctx, key):
+        # The original was being recorded as we looked (its journal row not yet committed):
+        # the placeholder's insert waited for that commit and found the key taken. Read it
+        # again, now committed, and reverse it like any other.
+        row = await journal.get_by_key(ctx.session, request.channel, key)
     if row is None or row.principal_id != request.principal.id:
         # Another principal's transaction is as good as unknown to this one.
         ctx.data["original"] = "unknown"
@@ -121,11 +124,11 @@ def _original_context(ctx: StepContext, row: Any) -> StepContext:
     )
 
 
-async def _placeholder(ctx: StepContext, key: str) -> None:
+async def _placeholder(ctx: StepContext, key: str) -> bool:
     """Take the original's idempotency key, so that an original arriving after its reversal
-    is answered as a duplicate and never executed."""
+    is answered as a duplicate and never executed; False if the key is taken meanwhile."""
     request, now = ctx.request, ctx.now
-    await journal.open_transaction(
+    return await journal.open_transaction(
         ctx.session,
         {
             "id": new_id(),
