@@ -67,6 +67,8 @@ async def test_each_rejection_has_its_iso_reason_and_moves_nothing(
         "AM03 unknown": Payment(interbank.account("alice.CNY"), "10.00", currency="XYZ"),
         "AM09 decimals": Payment(interbank.account("alice.CNY"), "10.001"),
         "AM09 zero": Payment(interbank.account("alice.CNY"), "0.00"),
+        # Within the message's format, beyond any 64-bit column: refused, not a crash.
+        "AM09 huge": Payment(interbank.account("alice.CNY"), "99999999999999999.99"),
         "ACSC": Payment(interbank.account("alice.USD"), "25.00", currency="USD"),
     }
 
@@ -85,6 +87,7 @@ async def test_each_rejection_has_its_iso_reason_and_moves_nothing(
         "AM03 unknown": ("RJCT", "AM03"),
         "AM09 decimals": ("RJCT", "AM09"),
         "AM09 zero": ("RJCT", "AM09"),
+        "AM09 huge": ("RJCT", "AM09"),
         "ACSC": ("ACSC", None),
     }
     after = await interbank.balances(*names)

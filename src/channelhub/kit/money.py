@@ -9,10 +9,16 @@ from typing import Any
 from channelhub.kit.currencies import MINOR_UNITS
 from channelhub.kit.errors import ChannelhubError
 
-__all__ = ["CurrencyMismatch", "InvalidAmount", "Money", "minor_units"]
+__all__ = ["MAX_MINOR", "CurrencyMismatch", "InvalidAmount", "Money", "minor_units"]
 
 # Plain decimal notation only: no exponent, no thousands separator, no sign but a leading minus.
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]+)?")
+
+
+#: The largest amount a request may carry, in minor units (10 trillion in a currency with two
+#: decimals): any sum of such amounts a day brings stays far inside the 64-bit integers the
+#: databases keep money in, where a larger one would overflow them.
+MAX_MINOR = 10**15
 
 
 class InvalidAmount(ChannelhubError):
@@ -82,6 +88,10 @@ class Money:
                 details={"field": "amount"},
             )
         minor = int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or "0")
+        if minor > MAX_MINOR:
+            raise InvalidAmount(
+                "amount: larger than any amount this platform moves", details={"field": "amount"}
+            )
         return cls(-minor if negative else minor, currency)
 
     def to_decimal_string(self) -> str:

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channelhub.kit.currencies import MINOR_UNITS
-from channelhub.kit.money import CurrencyMismatch, InvalidAmount, Money
+from channelhub.kit.money import MAX_MINOR, CurrencyMismatch, InvalidAmount, Money
 
 currencies = st.sampled_from(sorted(MINOR_UNITS))
-minor = st.integers(min_value=-(10**17), max_value=10**17)
+minor = st.integers(min_value=-MAX_MINOR, max_value=MAX_MINOR)
 
 
 @given(minor, currencies)
@@ -78,6 +78,17 @@ def test_parse_worked_examples(text: str, currency: str, minor: int) -> None:
 def test_parse_refuses_what_is_not_plain_decimal(amount: object) -> None:
     with pytest.raises(InvalidAmount):
         Money.parse(amount, "CNY")
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [("10000000000000.01", "CNY"), ("-10000000000000.01", "CNY"), ("1000000000000.001", "KWD")],
+)
+def test_parse_refuses_amounts_past_the_largest(amount: str, currency: str) -> None:
+    # Well-formed, but past what 64-bit money columns hold once summed: refused, not stored.
+    with pytest.raises(InvalidAmount, match="larger than"):
+        Money.parse(amount, currency)
+    assert Money.parse(Money(MAX_MINOR, currency).to_decimal_string(), currency).minor == MAX_MINOR
 
 
 @pytest.mark.parametrize("currency", ["cny", "XXX", "", None, 156, "CNYY"])
