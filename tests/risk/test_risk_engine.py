@@ -229,7 +229,7 @@ async def test_review_approved_completes_the_transfer(bank: Bank) -> None:
     assert await _limit_used(bank) == 6 * 700
     async with bank.runtime.sessions() as session, session.begin():
         result = await conclude_held(
-            bank.runtime.engine, session, txn_id, approve=True, now=utc_now()
+            bank.runtime.engine, session, txn_id, approve=True, gate="review", now=utc_now()
         )
     assert result is not None
     assert (result.status, result.code) == (TxnStatus.SUCCEEDED, "OK")
@@ -243,7 +243,9 @@ async def test_review_approved_completes_the_transfer(bank: Bank) -> None:
     # A retry of the held request now answers its final outcome; deciding again does nothing.
     async with bank.runtime.sessions() as session, session.begin():
         assert (
-            await conclude_held(bank.runtime.engine, session, txn_id, approve=False, now=utc_now())
+            await conclude_held(
+                bank.runtime.engine, session, txn_id, approve=False, gate="review", now=utc_now()
+            )
             is None
         )
 
@@ -252,7 +254,7 @@ async def test_review_rejected_undoes_the_transfer_and_gives_the_limit_back(bank
     txn_id, before = await _review_scenario(bank)
     async with bank.runtime.sessions() as session, session.begin():
         result = await conclude_held(
-            bank.runtime.engine, session, txn_id, approve=False, now=utc_now()
+            bank.runtime.engine, session, txn_id, approve=False, gate="review", now=utc_now()
         )
     assert result is not None
     assert (result.status, result.code) == (TxnStatus.FAILED, "REVIEW_REJECTED")

@@ -491,7 +491,7 @@ async def _undo_outside(ctx: StepContext) -> None:
 
 #: Why a parked transaction waits, as its code says: the risk engine's review queue, or a
 #: supervisor's approval of what is over a teller's authority.
-_PARKED_CODES = {"review": "REVIEW_PENDING", "approval": "APPROVAL_REQUIRED"}
+PARKED_CODES = {"review": "REVIEW_PENDING", "approval": "APPROVAL_REQUIRED"}
 
 
 def _result_of(
@@ -503,7 +503,7 @@ def _result_of(
 ) -> TransactionResult:
     if outcome.ok:
         # A parked transaction waits for a person; its money is held, not moved.
-        entry = lookup(_PARKED_CODES[ctx.parked] if ctx.parked else "OK")
+        entry = lookup(PARKED_CODES[ctx.parked] if ctx.parked else "OK")
         return TransactionResult(
             txn_id,
             TxnStatus.IN_REVIEW if ctx.parked else TxnStatus.SUCCEEDED,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channelhub.kernel import journal
 from channelhub.kernel.codes import lookup
-from channelhub.kernel.engine import TransactionEngine
+from channelhub.kernel.engine import PARKED_CODES, TransactionEngine
 from channelhub.kernel.events import transaction_event
 from channelhub.kernel.flow import DONE, StepLog
 from channelhub.kernel.model import (
@@ -48,9 +48,16 @@ async def conclude_held(
     txn_id: uuid.UUID,
     *,
     approve: bool,
+    gate: str,
     now: dt.datetime,
 ) -> TransactionResult | None:
-    """Complete (``approve``) or undo a transaction in review; None if it is not in review.
+    """Decide one gate of a transaction in review; None if it is not in review.
+
+    A transaction may wait at several gates at once (the risk engine's ``review`` and a
+    supervisor's ``approval`` over a teller's authority): each step that parked it says so in
+    its output (``{"gate": ...}``). Approving one gate completes the transaction only when no
+    other gate still waits; until then it stays in review and the answer says what it waits
+    for. Rejecting any gate undoes it.
 
     Runs in ``session``'s transaction, which the caller commits.
 
@@ -64,6 +71,17 @@ async def conclude_held(
     ctx = _context(engine, session, row, step_log, now)
     response: dict[str, Any] = dict(row.response or {})
     ctx.data.update(response.get("data") or {})
+    if approve:
+        waiting = _pass_gate(step_log, gate)
+        if waiting is not None:
+            entry = lookup(PARKED_CODES[waiting])
+            await journal.keep_held(
+                session, txn_id, step_log, code=entry.code, message=entry.message_en, now=now
+            )
+            amount = Money(row.amount_minor, row.currency) if row.amount_minor is not None else None
+            return TransactionResult(
+                row.id, TxnStatus.IN_REVIEW, entry.code, entry.message_en, amount=amount
+            )
     if approve:
         await _resume(engine, ctx, step_log)
         status, entry = TxnStatus.SUCCEEDED, lookup("OK")
@@ -104,6 +122,21 @@ async def conclude_held(
     return TransactionResult(
         row.id, status, entry.code, entry.message_en, data, amount=amount, finished_at=now
     )
+
+
+def _pass_gate(step_log: StepLog, gate: str) -> str | None:
+    """Mark ``gate`` passed in the step log; return a gate that still waits, if any."""
+    waiting = None
+    for entry in step_log:
+        output = entry.get("output")
+        parked = output.get("gate") if isinstance(output, dict) else None
+        if parked is None or entry.get("state") != DONE:
+            continue
+        if parked == gate:
+            entry["passed"] = True
+        elif not entry.get("passed"):
+            waiting = str(parked)
+    return waiting
 
 
 async def _resume(engine: TransactionEngine, ctx: StepContext, step_log: StepLog) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "find_stale",
     "get",
     "get_by_key",
+    "keep_held",
     "latest_events",
     "open_transaction",
     "record",
@@ -252,6 +253,32 @@ async def claim_held(
         .returning(*_journal.c)
     )
     return result.first()
+
+
+async def keep_held(
+    session: AsyncSession,
+    txn_id: uuid.UUID,
+    step_log: list[Any],
+    *,
+    code: str,
+    message: str,
+    now: dt.datetime,
+) -> None:
+    """Put a claimed transaction back in review, with its step log (which records the gates
+    already passed) and the code of what it still waits for."""
+    conn = await session.connection()
+    await conn.execute(
+        update(_journal)
+        .where(_c.id == txn_id, _c.status == "processing")
+        .values(
+            status="in_review",
+            step_log=step_log,
+            code=code,
+            message=message,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
 
 
 async def claim_for_reversal(

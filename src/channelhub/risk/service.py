@@ -487,7 +487,9 @@ async def decide_review(
             raise approvals.NotFound("no such review", details={"review": str(review_id)})
         if row.status != "pending":
             raise ReviewNotPending(f"the review is {row.status}")
-        result = await conclude_held(kernel, session, row.txn_id, approve=approve, now=now)
+        result = await conclude_held(
+            kernel, session, row.txn_id, approve=approve, gate="review", now=now
+        )
         if result is None:
             raise ReviewNotPending("the transaction is no longer in review")
         status = "approved" if approve else "rejected"

@@ -141,6 +141,14 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
         )
     if outcome == "review":
         await _park(ctx, txn, decision)
+        # The gate a reviewer opens (kernel/held.py): with a supervisor's approval also
+        # pending, the transaction completes only once both are given.
+        return {
+            "decision": str(decision),
+            "outcome": outcome,
+            "score": evaluation.score,
+            "gate": "review",
+        }
     return {"decision": str(decision), "outcome": outcome, "score": evaluation.score}
 
 

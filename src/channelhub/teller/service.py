@@ -484,7 +484,9 @@ class TellerDesk:
                     reason=(reason or "")[:200] or None,
                     now=now,
                 )
-                result = await conclude_held(kernel, session, txn_id, approve=approve, now=now)
+                result = await conclude_held(
+                    kernel, session, txn_id, approve=approve, gate="approval", now=now
+                )
                 if result is None:
                     raise ApprovalNotPending("the transaction is no longer waiting")
                 await self._audit(session, approver, row, status, now, source_address)

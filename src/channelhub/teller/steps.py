@@ -84,10 +84,11 @@ async def authority(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str,
         now=ctx.now,
         zone=ctx.time_zone,
     )
-    # A transaction the risk engine parked for review stays so; it needs this approval too.
+    # A transaction the risk engine parked for review stays so; it needs this approval too,
+    # and completes only once both gates are passed (kernel/held.py).
     ctx.parked = ctx.parked or "approval"
     ctx.data.update(shown)
-    return {"approval": shown["approval"]}
+    return {"approval": shown["approval"], "gate": "approval"}
 
 
 @registry.compensation("teller.authority.withdraw")
