@@ -224,3 +224,16 @@ async def test_fuzzed_frames_never_crash_hang_or_move_money(
         fields["4"] = junk_amount
         assert await _code(atm, fields) == "30"
     assert await atm.bank.balance(account) == before
+
+
+async def test_an_echo_without_a_mac_is_answered_without_one(atm: AtmNode) -> None:
+    # Whoever knows a terminal id may send an echo; the node must not MAC what they chose.
+    device = atm.terminal("ATM00001")
+    echo = device.echo()
+    echo["70"] = "301"
+    body = await _exchange(atm, codec.frame(codec.encode_with_mac(dict(echo))))
+    assert body is not None
+    answer = codec.decode(body)
+    assert (answer["t"], answer["39"]) == ("0810", "00")
+    assert "64" not in answer
+    assert "128" not in answer

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from channelhub.kernel import journal
 from channelhub.kernel.codes import lookup
 from channelhub.kernel.model import TxnStatus
 from channelhub.kit.clock import utc_now
@@ -93,6 +94,31 @@ async def test_a_transaction_failing_after_being_counted_is_forgotten(redis_bank
     features = await _features_of_alice(bank, "bob.CNY")
     assert features["customer_count_24h"] == 0
     assert features["new_beneficiary"] is True
+
+
+async def test_a_transaction_cancelled_before_its_commit_is_forgotten(
+    redis_bank: Bank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bank = redis_bank
+    reached, real_record = asyncio.Event(), journal.record
+
+    async def stuck(session: Any, values: dict[str, Any], event: dict[str, Any]) -> bool:
+        reached.set()
+        await asyncio.sleep(3600)  # the caller gives up before the journal is written
+        return await real_record(session, values, event)
+
+    monkeypatch.setattr(journal, "record", stuck)
+    before = await bank.balance(bank.accounts["alice.CNY"])
+    call = asyncio.create_task(bank.call("alice", "transfer.internal", bank.transfer("5.00")))
+    await asyncio.wait_for(reached.wait(), 30)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    # Counted in Redis by the risk check, then given back: the database work never committed.
+    features = await _features_of_alice(bank, "bob.CNY")
+    assert features["customer_count_24h"] == 0
+    assert features["new_beneficiary"] is True
+    assert await bank.balance(bank.accounts["alice.CNY"]) == before
 
 
 async def test_features_down_fail_closed_by_default(redis_bank: Bank) -> None:

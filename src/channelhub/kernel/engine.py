@@ -192,7 +192,7 @@ class TransactionEngine:
         now = self.clock()
         fingerprint = request_hash(request)
         ctx: StepContext | None = None
-        committed = False
+        committing = committed = False
         async with self.sessions() as session:
             try:
                 ctx = self._context(txn_id, service, request, session, now, stepped_up)
@@ -227,9 +227,18 @@ class TransactionEngine:
                     )
                     await session.rollback()
                     return await self._answer_duplicate(first, fingerprint, request.locale)
+                committing = True
                 await session.commit()
                 committed = True
                 return result
+            except asyncio.CancelledError:
+                # The caller gave up (a terminal's connection closed mid-answer): the database
+                # work rolls back with the session, and what was counted outside it (limits or
+                # features in Redis) is given back too, whatever cancels next. Not once the
+                # commit was sent: it may have happened, and a count kept is the safe side.
+                if ctx is not None and not committing:
+                    await asyncio.shield(_undo_outside(ctx))
+                raise
             except DATABASE_ERRORS:
                 log.exception("journal_unavailable", service=service.id)
                 await session.rollback()

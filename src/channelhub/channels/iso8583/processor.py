@@ -130,7 +130,11 @@ class MessageProcessor:
             log.exception("iso8583_failed", mti=mti)
             code = "INTERNAL_ERROR"
         reply["39"] = lookup(code).iso8583
-        packed = self._pack(reply, terminal)
+        # An answer is MAC'd only when its request carried a MAC that verified: an echo may
+        # come without one, and MAC'ing what an unauthenticated sender chose would make the
+        # node a signing oracle for the terminal's key.
+        signed = codec.mac_field(fields) in fields and code != MacInvalid.code
+        packed = self._pack(reply, terminal if signed else None)
         label = mti if codec.response_mti(mti) else "other"  # bounded: no label per junk MTI
         MESSAGES.labels(label, reply["39"]).inc()
         MESSAGE_SECONDS.labels(label).observe(time.perf_counter() - started)
