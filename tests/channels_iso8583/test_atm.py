@@ -263,3 +263,18 @@ async def test_risk_at_the_terminal_pin_is_the_challenge_and_review_is_a_decline
     assert await atm.bank.balance(account) == before - 30_000
     assert await atm.sql("SELECT count(*) FROM ledger_holds WHERE status = 'active'") == [(0,)]
     assert await atm.bank.verify() == []
+
+
+async def test_a_partial_reversal_is_refused_and_moves_nothing(atm: AtmNode) -> None:
+    account = await atm.account_of(ALICE_PAN)
+    before = await atm.bank.balance(account)
+    async with atm.connected() as device:
+        withdrawal = device.financial("withdraw", pan=ALICE_PAN, pin=PIN, amount_minor=10_000)
+        assert (await device.send(dict(withdrawal))).code == "00"
+        # The ATM dispensed 60.00 of 100.00: field 95 carries what was really dispensed.
+        partial = device.reversal(withdrawal)
+        partial["95"] = "000000006000" + "0" * 30
+        assert (await device.send(partial)).code == "12"
+    # Not reversed in full (the customer has 60.00 in hand): the original stands.
+    assert await atm.bank.balance(account) == before - 10_000
+    assert await atm.bank.verify() == []

@@ -60,6 +60,12 @@ class MacInvalid(ChannelhubError):
     code = "MAC_INVALID"
 
 
+class PartialReversal(ChannelhubError):
+    """A reversal naming a replacement amount (field 95): answered 12, nothing moves."""
+
+    code = "BUSINESS_RULE_VIOLATION"
+
+
 class MalformedMessage(ChannelhubError):
     """A field of a decoded message is missing or malformed (field 39 = 30)."""
 
@@ -261,6 +267,13 @@ class MessageProcessor:
             raise codec.FormatError("90", "not 42 digits")
         if original[:4] not in ("0100", "0200"):
             raise codec.FormatError("90", "the original MTI is not 0100 or 0200")
+        replacement = fields.get("95", "")
+        if replacement[:12].strip("0"):
+            # A partial reversal (the ATM dispensed part of the amount): reversing the whole
+            # would credit cash the customer took. Not supported yet: refused, nothing moves,
+            # and the original stands for reconciliation to settle.
+            log.warning("iso8583_partial_reversal_refused", terminal=terminal.terminal_id)
+            raise PartialReversal("a partial reversal (field 95) is not supported")
         key = idempotency_key(terminal.terminal_id, original[4:10], original[10:20])
         principal = Principal(
             kind=PrincipalKind.TERMINAL,
