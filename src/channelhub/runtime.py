@@ -240,6 +240,7 @@ class Runtime:
             self.security.run_sync_forever(),
             self.limits.run_sync_forever(),
             self.risk.run_sync_forever(),
+            self.engine.services["teller"].run_expiry_forever(self.engine),
         ]
 
     async def close(self) -> None:

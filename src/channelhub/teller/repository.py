@@ -17,6 +17,7 @@ __all__ = [
     "cash_movements",
     "decide_approval",
     "insert_approval",
+    "overdue_approvals",
     "pending_approvals",
 ]
 
@@ -66,6 +67,18 @@ async def approval(
     if for_update:
         query = query.with_for_update()
     return (await session.execute(query)).first()
+
+
+async def overdue_approvals(session: AsyncSession, *, now: dt.datetime, limit: int) -> list[Any]:
+    """Return the ids of pending teller approvals past their expiry, oldest first."""
+    c = _approvals.c
+    query = (
+        select(c.id)
+        .where(c.operation == OPERATION, c.status == "pending", c.expires_at <= now)
+        .order_by(c.expires_at)
+        .limit(limit)
+    )
+    return [row.id for row in (await session.execute(query)).all()]
 
 
 async def pending_approvals(

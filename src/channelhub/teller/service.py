@@ -7,6 +7,7 @@ transaction).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import uuid
@@ -416,6 +417,56 @@ class TellerDesk:
             return _unidentified("customer_status")
         return holder.customer_id
 
+    async def expire_overdue(self, kernel: TransactionEngine, *, now: dt.datetime) -> int:
+        """Reject every approval nobody decided by the end of its business day: its held
+        money is released and its limits given back, as a supervisor's rejection would.
+        Return how many expired."""
+        async with self.sessions() as session:
+            overdue = await repository.overdue_approvals(session, now=now, limit=_EXPIRY_BATCH)
+        expired = 0
+        for txn_id in overdue:
+            async with kernel.sessions() as session, session.begin():
+                row = await repository.approval(session, txn_id, for_update=True)
+                if row is None or row.status != "pending" or row.expires_at > now:
+                    continue  # decided meanwhile
+                await repository.decide_approval(
+                    session,
+                    txn_id,
+                    status="expired",
+                    by=None,
+                    by_name=None,
+                    reason="nobody decided it by the end of its business day",
+                    now=now,
+                )
+                await conclude_held(
+                    kernel, session, txn_id, approve=False, gate="approval", now=now
+                )
+                await record_audit(
+                    session,
+                    action="teller.approval.decide",
+                    outcome="expired",
+                    actor_kind="system",
+                    actor_id=None,
+                    details={"txn_id": str(txn_id), "branch": row.branch_code},
+                    now=now,
+                )
+            expired += 1
+        if expired:
+            log.info("teller_approvals_expired", count=expired)
+        return expired
+
+    async def run_expiry_forever(
+        self, kernel: TransactionEngine, *, interval_seconds: float = 60.0
+    ) -> None:
+        """Expire overdue approvals every ``interval_seconds``; runs until cancelled. Every
+        node may run it: each approval is decided under its row lock, once."""
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await self.expire_overdue(kernel, now=utc_now())
+            except Exception:  # a bad round must not end the loop
+                log.exception("teller_expiry_failed")
+
     async def pending(self, principal: Principal) -> list[dict[str, Any]]:
         """Return the approvals waiting in the caller's branch, oldest first.
 
@@ -528,6 +579,10 @@ class TellerDesk:
             },
             now=now,
         )
+
+
+#: How many overdue approvals one round of the expiry loop handles.
+_EXPIRY_BATCH = 100
 
 
 def _unidentified(reason: str) -> uuid.UUID:

@@ -1,0 +1,64 @@
+"""An approval nobody decided by the end of its business day expires: the held money is
+released and the limits given back, as a supervisor's rejection would, once, whichever node
+sweeps it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from channelhub.kernel.model import TxnStatus
+from channelhub.kit.clock import utc_now
+from channelhub.runtime import Runtime
+from tests.channels_teller.conftest import Desk, alice, desk_token
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_an_undecided_approval_expires_and_releases_the_money(desk: Desk) -> None:
+    teller = await desk_token(desk.http, desk.node, "teller1")
+    account = desk.accounts["alice.CNY"]
+    status, body = await desk.call(
+        teller,
+        "cash.deposit",
+        {"account": account, "amount": "10000.00", "currency": "CNY"},
+        customer=alice(),
+    )
+    assert (status, body["code"]) == (200, "OK"), body
+    before, _ = await desk.balance(account)
+    status, held = await desk.call(
+        teller,
+        "cash.withdraw",
+        {"account": account, "amount": "50000.01", "currency": "CNY"},
+        customer=alice(),
+    )
+    assert (status, held["code"]) == (202, "APPROVAL_REQUIRED"), held
+    assert await desk.balance(account) == (before, 5_000_001)
+
+    runtime = Runtime.build(desk.node.settings)
+    try:
+        teller_desk, kernel = runtime.engine.services["teller"], runtime.engine
+        # Still its business day: nothing expires.
+        assert await teller_desk.expire_overdue(kernel, now=utc_now()) == 0
+        # Two days on, the sweep (any node's) expires it, once.
+        later = utc_now() + dt.timedelta(days=2)
+        assert await teller_desk.expire_overdue(kernel, now=later) == 1
+        assert await teller_desk.expire_overdue(kernel, now=later) == 0
+    finally:
+        await runtime.close()
+
+    assert await desk.balance(account) == (before, 0)
+    txn = uuid.UUID(held["txn_id"])
+    rows = await desk.sql("SELECT status FROM transactions WHERE id = :t", t=txn)
+    assert [row[0] for row in rows] == [TxnStatus.FAILED.value]
+    rows = await desk.sql("SELECT status FROM approvals WHERE id = :t", t=txn)
+    assert [row[0] for row in rows] == ["expired"]
+    # A supervisor can no longer approve it.
+    supervisor = await desk_token(desk.http, desk.node, "super1")
+    status, refused = await desk.raw(
+        f"/teller/v1/approvals/{txn}/approve", {}, {"Authorization": f"Bearer {supervisor}"}
+    )
+    assert (status, refused["code"]) == (409, "APPROVAL_NOT_PENDING"), refused
+    assert await desk.ledger_problems() == []
