@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from channelhub.channels import openapi, rest, teller
 from channelhub.channels.iso8583 import Iso8583Server, MessageProcessor, ServerLimits
+from channelhub.channels.iso8583.expiry import run_authorization_expiry
 from channelhub.channels.iso20022 import api as interbank
 from channelhub.config import Settings, load_settings
 from channelhub.kernel import lookup
@@ -41,6 +42,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         terminals = await _start_iso8583(runtime)
         app.state.iso8583 = terminals
         loops = [asyncio.create_task(loop) for loop in runtime.background()]
+        # Any node may release authorizations nobody completed, whether it serves terminals.
+        expiry = run_authorization_expiry(
+            runtime.engine, hold_days=settings.iso8583.authorization_hold_days
+        )
+        loops.append(asyncio.create_task(expiry))
         worker = None
         if settings.recovery.enabled:
             worker = asyncio.create_task(

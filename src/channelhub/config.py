@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from channelhub.connectors.settings import ConnectorSettings
 from channelhub.kit.db import normalize_url
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
@@ -232,6 +233,9 @@ class Iso8583Settings(BaseModel):
     max_connections: int = Field(default=2_000, ge=1, le=100_000)
     #: Requests of one connection processed at once (a terminal may pipeline).
     max_in_flight: int = Field(default=32, ge=1, le=1_024)
+    #: An authorization (0100) neither reversed nor completed within this many days is
+    #: released: its hold lifted, its limits given back (card schemes use 7 to 30 days).
+    authorization_hold_days: int = Field(default=7, ge=1, le=60)
 
 
 class LogSettings(BaseModel):
@@ -278,6 +282,8 @@ class Settings(BaseSettings):
     partner: PartnerSettings = PartnerSettings()
     teller: TellerSettings = TellerSettings()
     iso8583: Iso8583Settings = Iso8583Settings()
+    #: Back-end systems by name (docs/connectors.md).
+    connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
     log: LogSettings = LogSettings()
 
     @classmethod

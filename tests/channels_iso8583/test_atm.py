@@ -3,8 +3,11 @@ transfer, authorization and reversal, duplicates, and each refusal with its fiel
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from channelhub.channels.iso8583.expiry import release_expired_authorizations
 from channelhub.kit.clock import utc_now
 from channelhub.risk.schemas import RuleBody
 from channelhub.risk.service import save_rule
@@ -277,4 +280,31 @@ async def test_a_partial_reversal_is_refused_and_moves_nothing(atm: AtmNode) -> 
         assert (await device.send(partial)).code == "12"
     # Not reversed in full (the customer has 60.00 in hand): the original stands.
     assert await atm.bank.balance(account) == before - 10_000
+    assert await atm.bank.verify() == []
+
+
+async def test_an_authorization_nobody_completes_is_released_after_its_hold_period(
+    atm: AtmNode,
+) -> None:
+    account = await atm.account_of(BOB_PAN)
+    ledger = await atm.bank.balance(account)
+    engine = atm.bank.runtime.engine
+    async with atm.connected("POS00001") as device:
+        authorization = device.financial("authorize", pan=BOB_PAN, pin=PIN, amount_minor=25_000)
+        assert (await device.send(dict(authorization))).code == "00"
+        assert await _held(atm, account) == 25_000
+        # Within its hold period the sweep leaves it alone.
+        assert await release_expired_authorizations(engine, hold_days=7, now=utc_now()) == 0
+        assert await _held(atm, account) == 25_000
+        # Eight days on, the sweep (of any node) releases it, once.
+        later = utc_now() + dt.timedelta(days=8)
+        assert await release_expired_authorizations(engine, hold_days=7, now=later) == 1
+        assert await release_expired_authorizations(engine, hold_days=7, now=later) == 0
+        assert await _held(atm, account) == 0
+        # The merchant's late reversal gets the sweep's answer and undoes nothing more.
+        assert (await device.send(device.reversal(authorization))).code == "00"
+    assert await _held(atm, account) == 0
+    assert await atm.bank.balance(account) == ledger
+    statuses = await atm.sql("SELECT service_id, status FROM transactions ORDER BY created_at")
+    assert ("card.authorize", "reversed") in [tuple(row) for row in statuses]
     assert await atm.bank.verify() == []

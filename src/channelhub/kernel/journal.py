@@ -30,6 +30,7 @@ __all__ = [
     "open_transaction",
     "record",
     "set_step_log",
+    "succeeded_before",
 ]
 
 _journal = cast(Table, JournalEntry.__table__)
@@ -279,6 +280,21 @@ async def keep_held(
             updated_at=now,
         )
     )
+
+
+async def succeeded_before(
+    session: AsyncSession, *, service_id: str, before: dt.datetime, limit: int
+) -> Sequence[Row[Any]]:
+    """Return the succeeded transactions of a service created before ``before``, oldest
+    first."""
+    conn = await session.connection()
+    query = (
+        select(_journal)
+        .where(_c.service_id == service_id, _c.status == "succeeded", _c.created_at < before)
+        .order_by(_c.created_at)
+        .limit(limit)
+    )
+    return (await conn.execute(query)).all()
 
 
 async def claim_for_reversal(
