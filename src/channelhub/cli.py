@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -49,6 +50,10 @@ risk_app.add_typer(risk_rules_app, name="rules")
 app.add_typer(risk_app, name="risk")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(events_app, name="events")
+simulate_app = typer.Typer(
+    help="Simulators of the bank's external systems (docs/connectors.md).", no_args_is_help=True
+)
+app.add_typer(simulate_app, name="simulate")
 
 # Piped into a file or another program, tables are as wide as their content needs, up to
 # 200 columns (rich would assume 80 and cut values short); a terminal keeps its own width.
@@ -980,3 +985,56 @@ def atm_command(
     out.print(table)
     if answer.code != "00":
         raise typer.Exit(1)
+
+
+#: The simulated core's port unless told otherwise.
+CORE_SIMULATOR_PORT = 7037
+
+
+@simulate_app.command("core")
+def simulate_core(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
+    ] = CORE_SIMULATOR_PORT,
+    slow_ms: Annotated[
+        int, typer.Option("--slow-ms", min=0, help="Delay each answer this many milliseconds.")
+    ] = 0,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Apply each request but never answer.")
+    ] = False,
+    garbage: Annotated[
+        bool, typer.Option("--garbage", help="Apply each request, answer bytes that do not decode.")
+    ] = False,
+    down: Annotated[bool, typer.Option("--down", help="Refuse every connection.")] = False,
+) -> None:
+    """Run a simulated mainframe core (fixed-length EBCDIC records, packed decimals) until
+    interrupted."""
+    from channelhub.connectors.simulators.core import CoreSimulator, Faults, serve_forever
+    from channelhub.kit.logging import configure_logging
+    from channelhub.kit.money import Money
+
+    # Its logs (faults, format errors) go to stderr; stdout has its address and accounts.
+    configure_logging(level="INFO", json=False)
+    faults = Faults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
+    simulator = CoreSimulator(faults=faults)
+
+    async def run() -> None:
+        try:
+            where = await simulator.start(host, port)
+        except OSError as error:
+            err.print(f"error: cannot listen on {host}:{port}: {error}", highlight=False)
+            raise typer.Exit(1) from None
+        state = "down: refusing connections on" if down else "listening on"
+        out.print(f"core simulator {state} {where[0]}:{where[1]}", highlight=False)
+        table = _table("account", "holder", "currency", "balance")
+        for account in simulator.accounts.values():
+            shown = Money(account.balance, account.currency).to_decimal_string()
+            table.add_row(account.number, account.holder, account.currency, shown)
+        out.print(table)
+        out.print(f"faults: {faults}", highlight=False)
+        sys.stdout.flush()
+        await serve_forever(simulator)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(run())

@@ -334,6 +334,20 @@ _TABLE: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("BACKEND_TIMEOUT", 503, "68", "A back-end system did not answer", "后台系统超时"),
     ErrorCode(
+        "BACKEND_BAD_RESPONSE",
+        502,
+        "96",
+        "A back-end system gave an answer that cannot be understood",
+        "后台系统返回了无法识别的应答",
+    ),
+    ErrorCode(
+        "BACKEND_NOT_CONFIGURED",
+        500,
+        "96",
+        "No back-end system is configured for this operation",
+        "未配置处理此操作的后台系统",
+    ),
+    ErrorCode(
         "SERVICE_UNAVAILABLE", 503, "91", "The service is temporarily unavailable", "服务暂不可用"
     ),
     ErrorCode(

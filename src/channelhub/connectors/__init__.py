@@ -1,0 +1,1 @@
+"""Outbound adapters to the bank's back-end systems (DESIGN.md: connectors/)."""

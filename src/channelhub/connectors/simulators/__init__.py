@@ -1,0 +1,7 @@
+"""Simulators of the bank's external systems, for the demo, tests and benchmarks
+(docs/connectors.md): each can be told to be slow, drop a reply, answer garbage or go down.
+"""
+
+from channelhub.connectors.simulators.core import CoreSimulator, Faults
+
+__all__ = ["CoreSimulator", "Faults"]

@@ -1,0 +1,394 @@
+"""A simulated mainframe core over the ``fixed`` protocol, for the demo, tests and benchmarks.
+
+It holds its own accounts and speaks EBCDIC (code page 037) records with packed-decimal
+amounts (the layouts in ``core_layouts.yaml``), one request at a time per connection, each
+record behind a 2-byte big-endian length. The seed accounts, all in CNY:
+
+=================  ============  ===============
+account            holder        balance
+=================  ============  ===============
+6217000000000001   ZHANG WEI     50,000.00
+6217000000000002   LI NA          1,250.00
+6217000000000003   WANG FANG          0.00
+6217000000000004   CHEN JIE     12,345,678.90
+=================  ============  ===============
+
+Operations, by ``txn_code``: ``BINQ`` balance inquiry, ``DEBT`` debit and ``CRDT`` credit
+(each with a reference unique across both), ``STAT`` status inquiry by reference (did it
+happen?) and ``REVS`` reversal by reference (idempotent; a reversal of a reference never seen
+is remembered, so the original arriving late is refused as a duplicate). Result codes are in
+``RESULTS``.
+
+Faults make it misbehave on purpose, at start or at run time (``set_faults``): ``slow_ms``
+delays each answer, ``drop`` applies the request but never answers (the in-doubt case),
+``garbage`` applies it and answers bytes that do not decode, ``down`` closes every connection
+and refuses new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from importlib import resources
+
+from channelhub.connectors.fixed.codec import Layout, Value, decode, encode, load_layouts
+from channelhub.connectors.fixed.errors import FixedDecodeError, FixedFrameError
+from channelhub.connectors.fixed.framing import Framing
+from channelhub.kit.logging import get_logger
+
+__all__ = [
+    "CORE_FRAMING",
+    "CORE_LAYOUTS",
+    "CORE_REQUEST",
+    "CORE_RESPONSE",
+    "RESULTS",
+    "CoreAccount",
+    "CoreEntry",
+    "CoreSimulator",
+    "Faults",
+    "seed_accounts",
+    "serve_forever",
+]
+
+log = get_logger(__name__)
+
+#: The core's record layouts, by name.
+CORE_LAYOUTS: dict[str, Layout] = load_layouts(
+    resources.files(__package__).joinpath("core_layouts.yaml").read_text(encoding="utf-8")
+)
+CORE_REQUEST = CORE_LAYOUTS["core.request"]
+CORE_RESPONSE = CORE_LAYOUTS["core.response"]
+CORE_FRAMING = Framing(prefix_bytes=2, max_record_bytes=1024)
+
+#: The core's result codes and what they mean.
+RESULTS: dict[str, str] = {
+    "0000": "ok",
+    "0012": "unknown transaction code",
+    "0013": "invalid amount or currency",
+    "0014": "no such account",
+    "0025": "no such reference",
+    "0030": "format error (the request does not decode, or lacks a reference)",
+    "0051": "insufficient funds",
+    "0094": "duplicate reference",
+    "0096": "system error",
+}
+
+#: A connection may stay silent this long between requests, and take this long over one.
+IDLE_SECONDS = 300.0
+READ_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class CoreAccount:
+    """An account the core holds; ``balance`` in minor units."""
+
+    number: str
+    holder: str
+    currency: str
+    balance: int
+
+
+@dataclass(slots=True)
+class CoreEntry:
+    """What the core remembers of a reference: a debit or credit, and what became of it."""
+
+    reference: str
+    txn_code: str
+    account: str
+    currency: str
+    amount: int
+    #: ``A`` applied, ``R`` reversed, ``D`` declined.
+    status: str
+    result: str
+    journal_no: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """How the core misbehaves on purpose."""
+
+    slow_ms: int = 0
+    drop: bool = False
+    garbage: bool = False
+    down: bool = False
+
+
+def seed_accounts() -> dict[str, CoreAccount]:
+    """Return the core's deterministic seed accounts, by number."""
+    seed = (
+        CoreAccount("6217000000000001", "ZHANG WEI", "CNY", 5_000_000),
+        CoreAccount("6217000000000002", "LI NA", "CNY", 125_000),
+        CoreAccount("6217000000000003", "WANG FANG", "CNY", 0),
+        CoreAccount("6217000000000004", "CHEN JIE", "CNY", 1_234_567_890),
+    )
+    return {account.number: account for account in seed}
+
+
+@dataclass(slots=True)
+class _Book:
+    """The core's accounts and its journal of references (pure: no I/O)."""
+
+    accounts: dict[str, CoreAccount]
+    entries: dict[str, CoreEntry] = field(default_factory=dict)
+    journal_no: int = 0
+
+    def process(self, request: dict[str, Value]) -> dict[str, Value]:
+        code = str(request["txn_code"])
+        handler = {
+            "BINQ": self._inquire,
+            "DEBT": self._debit,
+            "CRDT": self._credit,
+            "STAT": self._status,
+            "REVS": self._reverse,
+        }.get(code)
+        if handler is None:
+            return {"txn_code": code, "result": "0012"}
+        return {"txn_code": code, **handler(request)}
+
+    def _balances(self, number: str) -> dict[str, Value]:
+        account = self.accounts.get(number)
+        if account is None:
+            return {}
+        return {
+            "account": number,
+            "currency": account.currency,
+            "ledger_balance": account.balance,
+            "available_balance": account.balance,
+        }
+
+    def _inquire(self, request: dict[str, Value]) -> dict[str, Value]:
+        number = str(request["account"])
+        if number not in self.accounts:
+            return {"result": "0014", "account": number}
+        return {"result": "0000", **self._balances(number)}
+
+    def _debit(self, request: dict[str, Value]) -> dict[str, Value]:
+        return self._move(request, -1)
+
+    def _credit(self, request: dict[str, Value]) -> dict[str, Value]:
+        return self._move(request, +1)
+
+    def _move(self, request: dict[str, Value], direction: int) -> dict[str, Value]:
+        reference, number = str(request["reference"]), str(request["account"])
+        currency, amount = str(request["currency"]), int(request["amount"])
+        if not reference:
+            return {"result": "0030", "account": number}
+        if reference in self.entries:
+            return {**self._answer(self.entries[reference]), "result": "0094"}
+        entry = CoreEntry(
+            reference, str(request["txn_code"]), number, currency, amount, "D", "0000"
+        )
+        account = self.accounts.get(number)
+        if account is None:
+            entry.result = "0014"
+        elif amount <= 0 or currency != account.currency:
+            entry.result = "0013"
+        elif direction < 0 and account.balance < amount:
+            entry.result = "0051"
+        else:
+            account.balance += direction * amount
+            entry.status = "A"
+            self.journal_no += 1
+            entry.journal_no = self.journal_no
+        self.entries[reference] = entry
+        return self._answer(entry)
+
+    def _answer(self, entry: CoreEntry) -> dict[str, Value]:
+        return {
+            "result": entry.result,
+            "reference": entry.reference,
+            "account": entry.account,
+            "currency": entry.currency,
+            "amount": entry.amount,
+            "status": entry.status,
+            "original_txn": entry.txn_code,
+            "journal_no": entry.journal_no,
+            **self._balances(entry.account),
+        }
+
+    def _status(self, request: dict[str, Value]) -> dict[str, Value]:
+        entry = self.entries.get(str(request["reference"]))
+        if entry is None:
+            return {"result": "0025", "reference": request["reference"]}
+        return {**self._answer(entry), "result": "0000"}
+
+    def _reverse(self, request: dict[str, Value]) -> dict[str, Value]:
+        reference = str(request["reference"])
+        if not reference:
+            return {"result": "0030"}
+        entry = self.entries.get(reference)
+        if entry is None:
+            # Remember it: the original, if it is still on its way, must not apply after this.
+            entry = CoreEntry(reference, "", "", "", 0, "R", "0000")
+            self.entries[reference] = entry
+        elif entry.status == "A":
+            account = self.accounts[entry.account]
+            undo = entry.amount if entry.txn_code == "DEBT" else -entry.amount
+            if account.balance + undo < 0:
+                return {**self._answer(entry), "result": "0051"}
+            account.balance += undo
+            entry.status = "R"
+            self.journal_no += 1
+            entry.journal_no = self.journal_no
+        return {**self._answer(entry), "result": "0000"}
+
+
+class CoreSimulator:
+    """The simulated core: an asyncio TCP server over a book of accounts."""
+
+    def __init__(
+        self, accounts: dict[str, CoreAccount] | None = None, faults: Faults | None = None
+    ) -> None:
+        self.book = _Book(accounts if accounts is not None else seed_accounts())
+        self.faults = faults or Faults()
+        self.framing = CORE_FRAMING
+        #: How many connections the core has accepted.
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._address: tuple[str, int] | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Return the host and port the core listens on (or would, when down)."""
+        if self._address is None:
+            raise RuntimeError("the simulated core has not started")
+        return self._address
+
+    @property
+    def accounts(self) -> dict[str, CoreAccount]:
+        """Return the core's accounts, by number."""
+        return self.book.accounts
+
+    def balance(self, number: str) -> int:
+        """Return an account's balance in minor units (the core's side of the books)."""
+        return self.book.accounts[number].balance
+
+    def entry(self, reference: str) -> CoreEntry | None:
+        """Return what the core remembers of ``reference``, if anything."""
+        return self.book.entries.get(reference)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on ``host``:``port`` (0 picks a free port) and return the address; a core
+        started ``down`` keeps the address but refuses connections until brought up."""
+        self._server = await asyncio.start_server(self._accept, host, port)
+        bound = self._server.sockets[0].getsockname()
+        self._address = (str(bound[0]), int(bound[1]))
+        log.info("core_simulator_listening", host=self._address[0], port=self._address[1])
+        if self.faults.down:
+            await self._go_down()
+        return self._address
+
+    async def set_faults(
+        self,
+        *,
+        slow_ms: int | None = None,
+        drop: bool | None = None,
+        garbage: bool | None = None,
+        down: bool | None = None,
+    ) -> Faults:
+        """Change how the core misbehaves (a value left out stays as it is); return the
+        faults now in force."""
+        if slow_ms is not None and slow_ms < 0:
+            raise ValueError("slow_ms is >= 0")
+        was_down = self.faults.down
+        now = self.faults
+        self.faults = Faults(
+            slow_ms=now.slow_ms if slow_ms is None else slow_ms,
+            drop=now.drop if drop is None else drop,
+            garbage=now.garbage if garbage is None else garbage,
+            down=now.down if down is None else down,
+        )
+        if self.faults.down and not was_down:
+            await self._go_down()
+        elif was_down and not self.faults.down and self._address is not None:
+            host, port = self._address
+            self._server = await asyncio.start_server(self._accept, host, port)
+        log.info("core_simulator_faults", faults=str(self.faults))
+        return self.faults
+
+    async def _go_down(self) -> None:
+        # ``close`` shuts the listening sockets at once. Not ``wait_closed``: from Python 3.12
+        # it also waits for every connection's handler, a slow one included.
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._connections):
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        """Stop listening, close every connection and wait for their tasks to end."""
+        self._stopped.set()
+        await self._go_down()
+        # Not cancelled: asyncio's stream callback reports a cancelled connection task as an
+        # error. Aborted connections and the set event end them promptly instead.
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self.faults.down or task is None:
+            writer.transport.abort()
+            return
+        self.accepted += 1
+        self._connections.add(writer)
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, FixedFrameError):
+            pass  # the peer left, went quiet, or framed nonsense: this connection ends
+        finally:
+            self._connections.discard(writer)
+            self._tasks.discard(task)
+            writer.transport.abort()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            async with asyncio.timeout(IDLE_SECONDS):
+                prefix = await reader.readexactly(self.framing.prefix_bytes)
+            async with asyncio.timeout(READ_SECONDS):
+                size = int.from_bytes(prefix, "big")
+                self.framing.check_size(size)
+                record = await reader.readexactly(size)
+            if self.faults.slow_ms:
+                await self._pause(self.faults.slow_ms / 1000)
+            if self.faults.down or writer.transport.is_closing():
+                return
+            answer = self.answer(record)
+            if self.faults.drop:
+                continue
+            if self.faults.garbage:
+                # Right length, but 0xFF is no packed digit: it frames and does not decode.
+                answer = b"\xff" * CORE_RESPONSE.size
+            writer.write(self.framing.frame(answer))
+            await writer.drain()
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the simulator closes meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopped.wait()
+
+    def answer(self, record: bytes) -> bytes:
+        """Apply one request record and return the answer record (no faults involved)."""
+        try:
+            request = decode(CORE_REQUEST, record)
+        except FixedDecodeError as error:
+            log.info("core_simulator_format_error", field=error.field, offset=error.offset)
+            return encode(CORE_RESPONSE, {"result": "0030"})
+        try:
+            return encode(CORE_RESPONSE, self.book.process(request))
+        except Exception:  # a core answers 0096, whatever broke inside it
+            log.exception("core_simulator_error")
+            return encode(CORE_RESPONSE, {"txn_code": str(request["txn_code"]), "result": "0096"})
+
+
+async def serve_forever(simulator: CoreSimulator) -> None:
+    """Run until cancelled, then close the simulator."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await simulator.close()
