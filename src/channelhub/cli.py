@@ -54,6 +54,10 @@ simulate_app = typer.Typer(
     help="Simulators of the bank's external systems (docs/connectors.md).", no_args_is_help=True
 )
 app.add_typer(simulate_app, name="simulate")
+mapping_app = typer.Typer(
+    help="Mappings to back ends' messages (docs/connectors.md).", no_args_is_help=True
+)
+app.add_typer(mapping_app, name="mapping")
 
 # Piped into a file or another program, tables are as wide as their content needs, up to
 # 200 columns (rich would assume 80 and cut values short); a terminal keeps its own width.
@@ -922,9 +926,9 @@ def atm_command(
     mac_key: Annotated[str | None, typer.Option(help="MAC key, hex (demo's by default).")] = None,
 ) -> None:
     """Act as an ATM or POS terminal: send one ISO 8583 request and print the answer."""
-    from channelhub.channels.iso8583.codec import CURRENCIES
     from channelhub.channels.iso8583.terminal import Terminal
     from channelhub.demo.identities import DEMO_MAC_KEY, DEMO_PIN_KEY
+    from channelhub.kit.iso8583 import CURRENCIES
     from channelhub.kit.money import InvalidAmount, Money
 
     if action not in ATM_ACTIONS:
@@ -1038,3 +1042,97 @@ def simulate_core(
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(run())
+
+
+#: The simulated card switch's port unless told otherwise.
+SWITCH_SIMULATOR_PORT = 7583
+
+
+@simulate_app.command("switch")
+def simulate_switch(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
+    ] = SWITCH_SIMULATOR_PORT,
+    ceiling: Annotated[
+        str, typer.Option(help="The largest amount one request may take (CNY).")
+    ] = "5000.00",
+    slow_ms: Annotated[
+        int, typer.Option("--slow-ms", min=0, help="Delay each answer this many milliseconds.")
+    ] = 0,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Apply each 0100/0200 but never answer it.")
+    ] = False,
+    garbage: Annotated[
+        bool, typer.Option("--garbage", help="Apply each request, answer bytes that do not decode.")
+    ] = False,
+    down: Annotated[bool, typer.Option("--down", help="Refuse every connection.")] = False,
+) -> None:
+    """Run a simulated card switch (ISO 8583, 2-byte length prefix) until interrupted."""
+    from channelhub.connectors.simulators.switch import (
+        SwitchFaults,
+        SwitchSimulator,
+        serve_forever,
+    )
+    from channelhub.kit.iso8583 import CURRENCIES
+    from channelhub.kit.logging import configure_logging
+    from channelhub.kit.money import InvalidAmount, Money
+
+    try:
+        ceiling_minor = Money.parse(ceiling, "CNY").minor
+        if ceiling_minor <= 0:
+            raise ValueError("a positive amount")
+    except (ValueError, InvalidAmount) as error:
+        err.print(f"error: --ceiling: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    # Its logs (faults, refused messages) go to stderr; stdout has its address and cards.
+    configure_logging(level="INFO", json=False)
+    faults = SwitchFaults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
+    simulator = SwitchSimulator(faults=faults, ceiling_minor=ceiling_minor)
+
+    async def run() -> None:
+        try:
+            where = await simulator.start(host, port)
+        except OSError as error:
+            err.print(f"error: cannot listen on {host}:{port}: {error}", highlight=False)
+            raise typer.Exit(1) from None
+        state = "down: refusing connections on" if down else "listening on"
+        out.print(f"switch simulator {state} {where[0]}:{where[1]}", highlight=False)
+        table = _table("card", "holder", "currency", "available")
+        for card in simulator.cards.values():
+            currency = CURRENCIES.get(card.currency, card.currency)
+            shown = Money(card.available, currency).to_decimal_string()
+            table.add_row(card.pan, card.holder, currency, shown)
+        out.print(table)
+        out.print(f"ceiling: {ceiling} CNY a request", highlight=False)
+        out.print(f"faults: {faults}", highlight=False)
+        sys.stdout.flush()
+        await serve_forever(simulator)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(run())
+
+
+@mapping_app.command("test")
+def mapping_test(
+    mapping: Annotated[
+        str, typer.Argument(help="A mapping file, or a bundled one's name (core-balance).")
+    ],
+    input_file: Annotated[
+        Path,
+        typer.Option("--input", help='Sample: {"input": {...payload}, "context": {...}} (JSON).'),
+    ],
+    answer: Annotated[
+        Path | None, typer.Option("--answer", help="The back end's answer fields (JSON).")
+    ] = None,
+    answer_hex: Annotated[
+        str | None, typer.Option("--answer-hex", help="A fixed back end's answer record in hex.")
+    ] = None,
+) -> None:
+    """Show what a mapping would send and what it would make of the answer, byte by byte,
+    without sending anything. Exit 1: the input or answer is refused; 2: the mapping is bad."""
+    from channelhub.connectors.mapping.trial import run
+
+    status = run(mapping, input_file, answer=answer, answer_hex=answer_hex, out=out, err=err)
+    if status:
+        raise typer.Exit(status)

@@ -13,10 +13,10 @@ import atheris
 
 # Only the wire is instrumented: the package's other modules (the kernel, SQLAlchemy) would
 # take a minute to instrument and are not what this fuzzes.
-with atheris.instrument_imports(include=["iso8583", "channelhub.channels.iso8583.codec"]):
+with atheris.instrument_imports(include=["iso8583", "channelhub.kit.iso8583"]):
     import iso8583
 
-    from channelhub.channels.iso8583 import codec
+    from channelhub.kit import iso8583 as codec
 
 
 def one_input(data: bytes) -> None:

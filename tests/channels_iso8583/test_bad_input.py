@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channelhub.channels.iso8583 import codec
+from channelhub.kit import iso8583 as codec
 from tests.channels_iso8583.conftest import ALICE_PAN, PIN, AtmNode, atm_node, atm_settings
 
 pytestmark = pytest.mark.asyncio

@@ -98,6 +98,12 @@ class ConnectorSettings(BaseModel):
     retry_max_ms: int = Field(default=2_000, ge=0, le=60_000)
     #: An answer larger than this is refused as a bad response.
     max_response_bytes: int = Field(default=1_048_576, ge=1_024, le=67_108_864)
+    #: ``iso8583``: an idle connection sends an echo test (0800, 301) after this long; 0 never.
+    keepalive_seconds: float = Field(default=60.0, ge=0, le=3_600)
+    #: ``iso8583``: reversals (an 0400, then 0420 repeats) sent for an unanswered financial
+    #: request before giving up, and the pause between them.
+    reversal_attempts: int = Field(default=5, ge=1, le=100)
+    reversal_interval_ms: int = Field(default=2_000, ge=10, le=120_000)
     breaker: BreakerSettings = BreakerSettings()
     tls: TlsSettings = TlsSettings()
     operations: dict[str, OperationSettings] = Field(default_factory=dict)

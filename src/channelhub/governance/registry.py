@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 
 from channelhub.connectors.base import BackendNotConfigured, Connector, Operation
 from channelhub.connectors.http import HttpConnector
+from channelhub.connectors.iso8583 import Iso8583Connector
 from channelhub.connectors.settings import ConnectorKind, ConnectorSettings
 from channelhub.governance.breaker import CircuitBreaker
 from channelhub.governance.resilience import ResilientConnector, RetryPolicy
@@ -21,7 +22,10 @@ __all__ = ["BUILDERS", "BackendRegistry", "ConnectorBuilder", "resilient"]
 ConnectorBuilder = Callable[[str, ConnectorSettings], Connector]
 
 #: The connector kinds this version builds; the others are refused by name.
-BUILDERS: dict[ConnectorKind, ConnectorBuilder] = {"http": HttpConnector.from_settings}
+BUILDERS: dict[ConnectorKind, ConnectorBuilder] = {
+    "http": HttpConnector.from_settings,
+    "iso8583": Iso8583Connector.from_settings,
+}
 
 
 def resilient(connector: Connector, settings: ConnectorSettings) -> ResilientConnector:

@@ -16,7 +16,6 @@ from typing import Any
 
 import iso8583
 
-from channelhub.channels.iso8583 import codec
 from channelhub.channels.iso8583.metrics import MESSAGE_SECONDS, MESSAGES, REFUSED
 from channelhub.kernel import (
     AuthLevel,
@@ -28,6 +27,7 @@ from channelhub.kernel import (
     lookup,
 )
 from channelhub.kernel.errors import Unauthenticated, UnknownService
+from channelhub.kit import iso8583 as codec
 from channelhub.kit.clock import business_date, utc_now
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.logging import get_logger

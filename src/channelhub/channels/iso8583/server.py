@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from channelhub.channels.iso8583.codec import FrameTooLarge, frame, read_frame
 from channelhub.channels.iso8583.metrics import CONNECTIONS, REFUSED
 from channelhub.channels.iso8583.processor import MessageProcessor
+from channelhub.kit.iso8583 import FrameTooLarge, frame, read_frame
 from channelhub.kit.logging import get_logger
 
 __all__ = ["Iso8583Server", "ServerLimits"]

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
-from channelhub.channels.iso8583 import codec
+from channelhub.kit import iso8583 as codec
 from channelhub.kit.clock import utc_now
 from channelhub.security.ssm import encrypted_pin_block, retail_mac
 

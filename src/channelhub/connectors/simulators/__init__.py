@@ -3,5 +3,6 @@
 """
 
 from channelhub.connectors.simulators.core import CoreSimulator, Faults
+from channelhub.connectors.simulators.switch import SwitchFaults, SwitchSimulator
 
-__all__ = ["CoreSimulator", "Faults"]
+__all__ = ["CoreSimulator", "Faults", "SwitchFaults", "SwitchSimulator"]

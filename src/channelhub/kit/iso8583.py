@@ -1,8 +1,10 @@
-"""The wire of the ATM and POS channel: ISO 8583:1987 messages laid out as pyiso8583's
-``default_ascii`` specification, each framed by a 2-byte big-endian length prefix, the last
-field a retail MAC (field 64, or 128 when the message has a secondary bitmap).
+"""ISO 8583:1987 on the wire: messages laid out as pyiso8583's ``default_ascii``
+specification, each framed by a 2-byte big-endian length prefix, the last field a retail MAC
+(field 64, or 128 when the message has a secondary bitmap) when the link signs its messages.
 
-Pure functions only: the server and the terminal simulator share them.
+Pure functions only, in the kit because both sides speak it: the ATM and POS channel
+(``channelhub.channels.iso8583``: its server and terminal simulator) and the outbound
+connector to a card switch (``channelhub.connectors.iso8583``) with its simulated switch.
 """
 
 from __future__ import annotations

@@ -1,0 +1,101 @@
+"""``channelhub simulate switch``, started as an operator would, answered over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from channelhub.connectors.base import BackendTimeout
+from channelhub.connectors.iso8583 import Iso8583Connector
+from tests.connectors.iso8583.conftest import ZHANG, withdrawal
+from tests.support.processes import REPO
+
+_ADDRESS = re.compile(r"listening on ([0-9.]+):([0-9]+)")
+
+
+def start_switch(*flags: str) -> tuple[subprocess.Popen[str], str, int, list[str]]:
+    """Start ``channelhub simulate switch --port 0 FLAGS``; return it, its address and what it
+    printed up to its faults line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "channelhub", "simulate", "switch", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("faults:"):
+            break
+    found = next((_ADDRESS.search(line) for line in lines if _ADDRESS.search(line)), None)
+    if found is None:
+        process.kill()
+        pytest.fail("the simulator did not print its address: " + "".join(lines))
+    return process, found.group(1), int(found.group(2)), lines
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+async def test_the_simulated_switch_prints_its_cards_and_answers(
+    processes: list[subprocess.Popen[str]],
+) -> None:
+    process, host, port, lines = await asyncio.to_thread(start_switch, "--ceiling", "100.00")
+    processes.append(process)
+    printed = "".join(lines)
+    assert ZHANG in printed
+    assert "50000.00" in printed
+    assert "100.00 CNY" in printed
+    connector = Iso8583Connector("switch", host, port)
+    try:
+        approved = await connector.call("withdraw", withdrawal(ZHANG, 10_000), timeout=10)
+        refused = await connector.call("withdraw", withdrawal(ZHANG, 10_001), timeout=10)
+    finally:
+        await connector.close()
+    assert (approved["39"], refused["39"]) == ("00", "51")
+
+
+async def test_the_drop_flag_leaves_a_withdrawal_unanswered(
+    processes: list[subprocess.Popen[str]],
+) -> None:
+    process, host, port, lines = await asyncio.to_thread(start_switch, "--drop")
+    processes.append(process)
+    assert "drop=True" in "".join(lines)
+    connector = Iso8583Connector("switch", host, port)
+    try:
+        assert (await connector.call("echo", {}, timeout=10))["39"] == "00"
+        with pytest.raises(BackendTimeout) as caught:
+            await connector.call("withdraw", withdrawal(ZHANG, 100), timeout=4)
+    finally:
+        await connector.close()
+    assert caught.value.in_doubt
+    assert caught.value.details["reversal"] == "acknowledged"
+
+
+@pytest.mark.parametrize("ceiling", ["lots", "-5.00", "0", "1.234"])
+def test_a_bad_ceiling_is_refused(ceiling: str) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "channelhub", "simulate", "switch", "--ceiling", ceiling],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert "--ceiling" in finished.stderr
