@@ -33,17 +33,15 @@ from channelhub.channels.iso20022.pacs008 import (
     normalize_bic,
     parse_credit_transfers,
 )
-from channelhub.channels.rest.api import Refused, read_body
+from channelhub.channels.rest.api import Refused, read_body, refusal_response
 from channelhub.channels.rest.envelope import error_response, result_response
+from channelhub.channels.rest.signed import bearer_token, signed_partner
 from channelhub.kernel import TransactionEngine, TransactionRequest, TransactionResult
 from channelhub.kernel.model import AuthLevel, Principal, PrincipalKind, TxnStatus
 from channelhub.kit.clock import utc_now
-from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
-from channelhub.kit.quotas import Quotas
-from channelhub.security.partners import INTERBANK_SCOPE, SignedRequest, partner_principal
-from channelhub.security.service import SecurityCenter
+from channelhub.security.partners import INTERBANK_SCOPE
 
 __all__ = ["CREDIT_SERVICE", "MESSAGE_SERVICE", "participant_bics", "routes"]
 
@@ -93,36 +91,10 @@ async def _participant(request: Request, body: bytes) -> Principal:
     Raises:
         Refused: the token, the signature, the nonce, the address, or the scope.
     """
-    header = request.headers.get("authorization", "")
-    scheme, _, bearer = header.partition(" ")
-    if scheme.lower() != "bearer" or not bearer.strip() or len(bearer) > 4096:
-        raise Refused("TOKEN_INVALID", "send the bank's access token as a bearer token")
-    signed = SignedRequest(
-        method=request.method,
-        path=request.url.path,
-        query=request.url.query,
-        body=body,
-        client_id=request.headers.get("x-client-id"),
-        timestamp=request.headers.get("x-timestamp"),
-        nonce=request.headers.get("x-nonce"),
-        signature=request.headers.get("x-signature"),
-        source_address=request.client.host if request.client else None,
-        consent_id=None,
-    )
-    security: SecurityCenter = request.app.state.security
-    try:
-        principal = await partner_principal(security, bearer.strip(), signed)
-    except ChannelhubError as error:
-        raise Refused(error.code, error.message) from None
+    bearer = bearer_token(request, "the bank's")
+    principal = await signed_partner(request, body, bearer, consent_id=None)
     if not participant_bics(principal.scopes):
         raise Refused("FORBIDDEN", "this app is not an interbank participant")
-    quotas: Quotas | None = request.app.state.runtime.partner_quotas
-    if quotas is not None and (wait := await quotas.take(str(principal.id))) is not None:
-        raise Refused(
-            "RATE_LIMITED",
-            f"this app may make {quotas.per_minute} requests a minute",
-            retry_after=wait,
-        )
     return principal
 
 
@@ -135,17 +107,7 @@ async def receive_credit_transfers(request: Request) -> Response:
         body = await read_body(request, MAX_MESSAGE_BYTES)
         app = await _participant(request, body)
     except Refused as refusal:
-        refusal_id = new_id()
-        log.info("interbank_request_refused", txn_id=str(refusal_id), code=refusal.code)
-        retry = refusal.details.get("retry_after")
-        return error_response(
-            refusal_id,
-            refusal.code,
-            refusal.message,
-            locale="en",
-            details=refusal.details,
-            headers=None if retry is None else {"Retry-After": str(retry)},
-        )
+        return refusal_response(request, refusal, locale="en", event="interbank_request_refused")
     except ClientDisconnect:
         return Response(status_code=499)
     own_bic = normalize_bic(request.app.state.runtime.settings.bank.bic)

@@ -23,20 +23,18 @@ from channelhub.channels.rest.api import (
     decode_json,
     locale_of,
     read_body,
+    refusal_response,
 )
-from channelhub.channels.rest.envelope import error_response, result_response
+from channelhub.channels.rest.envelope import result_response
 from channelhub.channels.rest.openapi import partner_openapi_document
+from channelhub.channels.rest.signed import bearer_token, signed_partner
 from channelhub.kernel import TransactionEngine, TransactionRequest
 from channelhub.kit.errors import ChannelhubError
-from channelhub.kit.ids import new_id
-from channelhub.kit.logging import get_logger
-from channelhub.kit.quotas import Quotas
-from channelhub.security.partners import SignedRequest, client_token, partner_principal
+from channelhub.security.partners import client_token
 from channelhub.security.service import SecurityCenter
 
 __all__ = ["routes"]
 
-log = get_logger(__name__)
 
 _MAX_FORM = 4096
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -108,13 +106,9 @@ async def token(request: Request) -> Response:
 async def invoke_service(request: Request) -> Response:
     """Run one signed partner call through the kernel."""
     locale = locale_of(request.headers.get("accept-language"))
-    security: SecurityCenter = request.app.state.security
     try:
         body = await read_body(request, request.app.state.max_body_bytes)
-        header = request.headers.get("authorization", "")
-        scheme, _, bearer = header.partition(" ")
-        if scheme.lower() != "bearer" or not bearer.strip() or len(bearer) > 4096:
-            raise Refused("TOKEN_INVALID", "send the app's access token as a bearer token")
+        bearer = bearer_token(request, "the app's")
         key = request.headers.get("idempotency-key")
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             raise Refused(
@@ -122,51 +116,19 @@ async def invoke_service(request: Request) -> Response:
                 "Idempotency-Key must be 1 to 128 visible ASCII characters",
                 field="Idempotency-Key",
             )
-        signed = SignedRequest(
-            method=request.method,
-            path=request.url.path,
-            query=request.url.query,
-            body=body,
-            client_id=request.headers.get("x-client-id"),
-            timestamp=request.headers.get("x-timestamp"),
-            nonce=request.headers.get("x-nonce"),
-            signature=request.headers.get("x-signature"),
-            source_address=request.client.host if request.client else None,
-            consent_id=request.headers.get("x-consent-id"),
-        )
-        try:
-            principal = await partner_principal(security, bearer.strip(), signed)
-        except ChannelhubError as error:
-            raise Refused(error.code, error.message) from None
-        # Counted once the app is known, so that nobody can spend another app's quota.
-        quotas: Quotas | None = request.app.state.runtime.partner_quotas
-        if quotas is not None and (wait := await quotas.take(str(principal.id))) is not None:
-            raise Refused(
-                "RATE_LIMITED",
-                f"this app may make {quotas.per_minute} requests a minute",
-                retry_after=wait,
-            )
+        consent = request.headers.get("x-consent-id")
+        principal = await signed_partner(request, body, bearer, consent_id=consent)
         transaction = TransactionRequest(
             service_id=request.path_params["service_id"],
             channel="partner",
             principal=principal,
             payload=decode_json(request, body),
             idempotency_key=key,
-            source_address=signed.source_address,
+            source_address=request.client.host if request.client else None,
             locale=locale,
         )
     except Refused as refusal:
-        refusal_id = new_id()
-        log.info("partner_request_refused", txn_id=str(refusal_id), code=refusal.code)
-        retry = refusal.details.get("retry_after")
-        return error_response(
-            refusal_id,
-            refusal.code,
-            refusal.message,
-            locale=locale,
-            details=refusal.details,
-            headers=None if retry is None else {"Retry-After": str(retry)},
-        )
+        return refusal_response(request, refusal, locale=locale, event="partner_request_refused")
     except ClientDisconnect:
         return Response(status_code=499)
     engine: TransactionEngine = request.app.state.engine

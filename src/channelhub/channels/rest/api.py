@@ -33,6 +33,7 @@ __all__ = [
     "decode_json",
     "locale_of",
     "read_body",
+    "refusal_response",
     "routes",
 ]
 
@@ -195,6 +196,24 @@ def _step_up_proof(request: Request) -> StepUpProof | None:
     return StepUpProof(challenge=challenge, otp=otp)
 
 
+def refusal_response(
+    request: Request, refusal: Refused, *, locale: str, event: str = "request_refused"
+) -> Response:
+    """Log a refused request under ``event`` and answer it with the envelope (and a
+    ``Retry-After`` when the refusal says when to come back)."""
+    refusal_id = new_id()
+    log.info(event, txn_id=str(refusal_id), code=refusal.code, path=request.url.path[:200])
+    retry = refusal.details.get("retry_after")
+    return error_response(
+        refusal_id,
+        refusal.code,
+        refusal.message,
+        locale=locale,
+        details=refusal.details,
+        headers=None if retry is None else {"Retry-After": str(retry)},
+    )
+
+
 async def invoke_service(request: Request) -> Response:
     """Decode one REST call, run it through the kernel, and encode the envelope."""
     locale = locale_of(request.headers.get("accept-language"))
@@ -203,16 +222,7 @@ async def invoke_service(request: Request) -> Response:
         body = await read_body(request, request.app.state.max_body_bytes)
         transaction = _build_request(request, decode_json(request, body), principal)
     except Refused as refusal:
-        refusal_id = new_id()
-        log.info(
-            "request_refused",
-            txn_id=str(refusal_id),
-            code=refusal.code,
-            path=request.url.path[:200],
-        )
-        return error_response(
-            refusal_id, refusal.code, refusal.message, locale=locale, details=refusal.details
-        )
+        return refusal_response(request, refusal, locale=locale)
     except ClientDisconnect:
         return Response(status_code=499)
     engine: TransactionEngine = request.app.state.engine

@@ -30,13 +30,12 @@ from channelhub.channels.rest.api import (
     decode_json,
     locale_of,
     read_body,
+    refusal_response,
 )
-from channelhub.channels.rest.envelope import error_response, result_response
+from channelhub.channels.rest.envelope import result_response
 from channelhub.kernel import Principal, TransactionEngine, TransactionRequest
 from channelhub.kernel.model import PrincipalKind
 from channelhub.kit.errors import ChannelhubError
-from channelhub.kit.ids import new_id
-from channelhub.kit.logging import get_logger
 from channelhub.security import http
 from channelhub.security.service import SecurityCenter
 from channelhub.teller.errors import ApprovalNotFound
@@ -45,7 +44,6 @@ from channelhub.teller.service import DESK_PERMISSION, TellerDesk
 
 __all__ = ["routes"]
 
-log = get_logger(__name__)
 
 CHANNEL = "teller"
 #: Longer than any token this platform issues; a longer header is refused unread.
@@ -146,16 +144,7 @@ async def invoke_service(request: Request) -> Response:
                 raise Refused(error.code, error.message) from None
         transaction = _build_request(request, payload, principal)
     except Refused as refusal:
-        refusal_id = new_id()
-        log.info(
-            "request_refused",
-            txn_id=str(refusal_id),
-            code=refusal.code,
-            path=request.url.path[:200],
-        )
-        return error_response(
-            refusal_id, refusal.code, refusal.message, locale=locale, details=refusal.details
-        )
+        return refusal_response(request, refusal, locale=locale)
     except ClientDisconnect:
         return Response(status_code=499)
     engine: TransactionEngine = request.app.state.engine
