@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -18,6 +18,9 @@ from rich.table import Column, Table
 from channelhub import __version__
 from channelhub.config import Settings, SettingsError, load_settings
 from channelhub.kernel.catalog import CatalogError, definition_files, load_definitions
+
+if TYPE_CHECKING:
+    from channelhub.connectors.simulators.base import SimulatedServer
 
 __all__ = ["app"]
 
@@ -991,6 +994,30 @@ def atm_command(
         raise typer.Exit(1)
 
 
+def _run_simulator(
+    simulator: SimulatedServer[Any], host: str, port: int, show: Callable[[], None]
+) -> None:
+    """Start ``simulator`` on ``host``:``port``, print where it listens, what ``show`` prints
+    and its faults, then run it until interrupted."""
+    from channelhub.connectors.simulators.base import serve_forever
+
+    async def run() -> None:
+        try:
+            where = await simulator.start(host, port)
+        except OSError as error:
+            err.print(f"error: cannot listen on {host}:{port}: {error}", highlight=False)
+            raise typer.Exit(1) from None
+        state = "down: refusing connections on" if simulator.faults.down else "listening on"
+        out.print(f"{simulator.kind} simulator {state} {where[0]}:{where[1]}", highlight=False)
+        show()
+        out.print(f"faults: {simulator.faults}", highlight=False)
+        sys.stdout.flush()
+        await serve_forever(simulator)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(run())
+
+
 #: The simulated core's port unless told otherwise.
 CORE_SIMULATOR_PORT = 7037
 
@@ -1014,7 +1041,7 @@ def simulate_core(
 ) -> None:
     """Run a simulated mainframe core (fixed-length EBCDIC records, packed decimals) until
     interrupted."""
-    from channelhub.connectors.simulators.core import CoreSimulator, Faults, serve_forever
+    from channelhub.connectors.simulators.core import CoreSimulator, Faults
     from channelhub.kit.logging import configure_logging
     from channelhub.kit.money import Money
 
@@ -1023,25 +1050,14 @@ def simulate_core(
     faults = Faults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
     simulator = CoreSimulator(faults=faults)
 
-    async def run() -> None:
-        try:
-            where = await simulator.start(host, port)
-        except OSError as error:
-            err.print(f"error: cannot listen on {host}:{port}: {error}", highlight=False)
-            raise typer.Exit(1) from None
-        state = "down: refusing connections on" if down else "listening on"
-        out.print(f"core simulator {state} {where[0]}:{where[1]}", highlight=False)
+    def show() -> None:
         table = _table("account", "holder", "currency", "balance")
         for account in simulator.accounts.values():
             shown = Money(account.balance, account.currency).to_decimal_string()
             table.add_row(account.number, account.holder, account.currency, shown)
         out.print(table)
-        out.print(f"faults: {faults}", highlight=False)
-        sys.stdout.flush()
-        await serve_forever(simulator)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(run())
+    _run_simulator(simulator, host, port, show)
 
 
 #: The simulated card switch's port unless told otherwise.
@@ -1069,11 +1085,7 @@ def simulate_switch(
     down: Annotated[bool, typer.Option("--down", help="Refuse every connection.")] = False,
 ) -> None:
     """Run a simulated card switch (ISO 8583, 2-byte length prefix) until interrupted."""
-    from channelhub.connectors.simulators.switch import (
-        SwitchFaults,
-        SwitchSimulator,
-        serve_forever,
-    )
+    from channelhub.connectors.simulators.switch import SwitchFaults, SwitchSimulator
     from channelhub.kit.iso8583 import CURRENCIES
     from channelhub.kit.logging import configure_logging
     from channelhub.kit.money import InvalidAmount, Money
@@ -1090,14 +1102,7 @@ def simulate_switch(
     faults = SwitchFaults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
     simulator = SwitchSimulator(faults=faults, ceiling_minor=ceiling_minor)
 
-    async def run() -> None:
-        try:
-            where = await simulator.start(host, port)
-        except OSError as error:
-            err.print(f"error: cannot listen on {host}:{port}: {error}", highlight=False)
-            raise typer.Exit(1) from None
-        state = "down: refusing connections on" if down else "listening on"
-        out.print(f"switch simulator {state} {where[0]}:{where[1]}", highlight=False)
+    def show() -> None:
         table = _table("card", "holder", "currency", "available")
         for card in simulator.cards.values():
             currency = CURRENCIES.get(card.currency, card.currency)
@@ -1105,12 +1110,8 @@ def simulate_switch(
             table.add_row(card.pan, card.holder, currency, shown)
         out.print(table)
         out.print(f"ceiling: {ceiling} CNY a request", highlight=False)
-        out.print(f"faults: {faults}", highlight=False)
-        sys.stdout.flush()
-        await serve_forever(simulator)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(run())
+    _run_simulator(simulator, host, port, show)
 
 
 @mapping_app.command("test")

@@ -7,12 +7,16 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["REPO", "channelhub", "node_env", "start_node"]
+import pytest
+
+__all__ = ["REPO", "channelhub", "node_env", "start_node", "start_simulator", "stop_all"]
 
 REPO = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on (http://[0-9.]+:[0-9]+)")
+_SIMULATOR_ADDRESS = re.compile(r"listening on ([0-9.]+):([0-9]+)")
 
 
 def node_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -66,3 +70,38 @@ def start_node(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], 
             return process, found.group(1)
     process.kill()
     raise RuntimeError("the node did not report a listening address")
+
+
+def start_simulator(kind: str, *flags: str) -> tuple[subprocess.Popen[str], str, int, list[str]]:
+    """Start ``channelhub simulate KIND --port 0 FLAGS``; return it, its address and what it
+    printed up to its faults line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "channelhub", "simulate", kind, "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("faults:"):
+            break
+    found = next(
+        (_SIMULATOR_ADDRESS.search(line) for line in lines if _SIMULATOR_ADDRESS.search(line)),
+        None,
+    )
+    if found is None:
+        process.kill()
+        pytest.fail("the simulator did not print its address: " + "".join(lines))
+    return process, found.group(1), int(found.group(2)), lines
+
+
+def stop_all(processes: Iterable[subprocess.Popen[str]]) -> None:
+    """Terminate each process, wait for it and close its output."""
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,43 +12,19 @@ import pytest
 from channelhub.connectors.base import BackendTimeout
 from channelhub.connectors.iso8583 import Iso8583Connector
 from tests.connectors.iso8583.conftest import ZHANG, withdrawal
-from tests.support.processes import REPO
-
-_ADDRESS = re.compile(r"listening on ([0-9.]+):([0-9]+)")
+from tests.support.processes import REPO, start_simulator, stop_all
 
 
 def start_switch(*flags: str) -> tuple[subprocess.Popen[str], str, int, list[str]]:
-    """Start ``channelhub simulate switch --port 0 FLAGS``; return it, its address and what it
-    printed up to its faults line."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "channelhub", "simulate", "switch", "--port", "0", *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith("faults:"):
-            break
-    found = next((_ADDRESS.search(line) for line in lines if _ADDRESS.search(line)), None)
-    if found is None:
-        process.kill()
-        pytest.fail("the simulator did not print its address: " + "".join(lines))
-    return process, found.group(1), int(found.group(2)), lines
+    """Start ``channelhub simulate switch --port 0 FLAGS`` (``start_simulator``)."""
+    return start_simulator("switch", *flags)
 
 
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
-    for process in started:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+    stop_all(started)
 
 
 async def test_the_simulated_switch_prints_its_cards_and_answers(

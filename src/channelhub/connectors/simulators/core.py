@@ -28,13 +28,13 @@ and refuses new ones.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from importlib import resources
 
 from channelhub.connectors.fixed.codec import Layout, Value, decode, encode, load_layouts
 from channelhub.connectors.fixed.errors import FixedDecodeError, FixedFrameError
 from channelhub.connectors.fixed.framing import Framing
+from channelhub.connectors.simulators.base import SimulatedServer, serve_forever
 from channelhub.kit.logging import get_logger
 
 __all__ = [
@@ -234,29 +234,18 @@ class _Book:
         return {**self._answer(entry), "result": "0000"}
 
 
-class CoreSimulator:
+class CoreSimulator(SimulatedServer[Faults]):
     """The simulated core: an asyncio TCP server over a book of accounts."""
+
+    kind = "core"
+    connection_errors = (*SimulatedServer.connection_errors, FixedFrameError)
 
     def __init__(
         self, accounts: dict[str, CoreAccount] | None = None, faults: Faults | None = None
     ) -> None:
+        super().__init__(faults or Faults())
         self.book = _Book(accounts if accounts is not None else seed_accounts())
-        self.faults = faults or Faults()
         self.framing = CORE_FRAMING
-        #: How many connections the core has accepted.
-        self.accepted = 0
-        self._server: asyncio.Server | None = None
-        self._address: tuple[str, int] | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._stopped = asyncio.Event()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """Return the host and port the core listens on (or would, when down)."""
-        if self._address is None:
-            raise RuntimeError("the simulated core has not started")
-        return self._address
 
     @property
     def accounts(self) -> dict[str, CoreAccount]:
@@ -271,17 +260,6 @@ class CoreSimulator:
         """Return what the core remembers of ``reference``, if anything."""
         return self.book.entries.get(reference)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        """Listen on ``host``:``port`` (0 picks a free port) and return the address; a core
-        started ``down`` keeps the address but refuses connections until brought up."""
-        self._server = await asyncio.start_server(self._accept, host, port)
-        bound = self._server.sockets[0].getsockname()
-        self._address = (str(bound[0]), int(bound[1]))
-        log.info("core_simulator_listening", host=self._address[0], port=self._address[1])
-        if self.faults.down:
-            await self._go_down()
-        return self._address
-
     async def set_faults(
         self,
         *,
@@ -294,56 +272,7 @@ class CoreSimulator:
         faults now in force."""
         if slow_ms is not None and slow_ms < 0:
             raise ValueError("slow_ms is >= 0")
-        was_down = self.faults.down
-        now = self.faults
-        self.faults = Faults(
-            slow_ms=now.slow_ms if slow_ms is None else slow_ms,
-            drop=now.drop if drop is None else drop,
-            garbage=now.garbage if garbage is None else garbage,
-            down=now.down if down is None else down,
-        )
-        if self.faults.down and not was_down:
-            await self._go_down()
-        elif was_down and not self.faults.down and self._address is not None:
-            host, port = self._address
-            self._server = await asyncio.start_server(self._accept, host, port)
-        log.info("core_simulator_faults", faults=str(self.faults))
-        return self.faults
-
-    async def _go_down(self) -> None:
-        # ``close`` shuts the listening sockets at once. Not ``wait_closed``: from Python 3.12
-        # it also waits for every connection's handler, a slow one included.
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._connections):
-            writer.transport.abort()
-
-    async def close(self) -> None:
-        """Stop listening, close every connection and wait for their tasks to end."""
-        self._stopped.set()
-        await self._go_down()
-        # Not cancelled: asyncio's stream callback reports a cancelled connection task as an
-        # error. Aborted connections and the set event end them promptly instead.
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if self.faults.down or task is None:
-            writer.transport.abort()
-            return
-        self.accepted += 1
-        self._connections.add(writer)
-        self._tasks.add(task)
-        try:
-            await self._serve(reader, writer)
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, FixedFrameError):
-            pass  # the peer left, went quiet, or framed nonsense: this connection ends
-        finally:
-            self._connections.discard(writer)
-            self._tasks.discard(task)
-            writer.transport.abort()
+        return await self._change_faults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -366,12 +295,6 @@ class CoreSimulator:
             writer.write(self.framing.frame(answer))
             await writer.drain()
 
-    async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds``, or less if the simulator closes meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopped.wait()
-
     def answer(self, record: bytes) -> bytes:
         """Apply one request record and return the answer record (no faults involved)."""
         try:
@@ -384,11 +307,3 @@ class CoreSimulator:
         except Exception:  # a core answers 0096, whatever broke inside it
             log.exception("core_simulator_error")
             return encode(CORE_RESPONSE, {"txn_code": str(request["txn_code"]), "result": "0096"})
-
-
-async def serve_forever(simulator: CoreSimulator) -> None:
-    """Run until cancelled, then close the simulator."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await simulator.close()

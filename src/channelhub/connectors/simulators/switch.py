@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import iso8583
 
+from channelhub.connectors.simulators.base import SimulatedServer, serve_forever
 from channelhub.kit import iso8583 as wire
 from channelhub.kit.logging import get_logger
 
@@ -200,8 +201,11 @@ class _Book:
         return "00"
 
 
-class SwitchSimulator:
+class SwitchSimulator(SimulatedServer[SwitchFaults]):
     """The simulated card switch: an asyncio TCP server over a book of cards."""
+
+    kind = "switch"
+    connection_errors = (*SimulatedServer.connection_errors, wire.FrameTooLarge)
 
     def __init__(
         self,
@@ -210,25 +214,11 @@ class SwitchSimulator:
         *,
         ceiling_minor: int = DEFAULT_CEILING_MINOR,
     ) -> None:
+        super().__init__(faults or SwitchFaults())
         self.book = _Book(cards if cards is not None else seed_cards(), ceiling_minor)
-        self.faults = faults or SwitchFaults()
-        #: How many connections the switch has accepted.
-        self.accepted = 0
         #: The MTIs of the messages received, and the STANs of the answers sent, in order.
         self.received: deque[str] = deque(maxlen=10_000)
         self.answered: deque[str] = deque(maxlen=10_000)
-        self._server: asyncio.Server | None = None
-        self._address: tuple[str, int] | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._stopped = asyncio.Event()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """Return the host and port the switch listens on (or would, when down)."""
-        if self._address is None:
-            raise RuntimeError("the simulated switch has not started")
-        return self._address
 
     @property
     def cards(self) -> dict[str, SwitchCard]:
@@ -238,17 +228,6 @@ class SwitchSimulator:
     def record(self, terminal: str, stan: str, transmission: str) -> SwitchRecord | None:
         """Return what the switch remembers of a request, if anything."""
         return self.book.records.get((terminal, stan, transmission))
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        """Listen on ``host``:``port`` (0 picks a free port) and return the address; a switch
-        started ``down`` keeps the address but refuses connections until brought up."""
-        self._server = await asyncio.start_server(self._accept, host, port)
-        bound = self._server.sockets[0].getsockname()
-        self._address = (str(bound[0]), int(bound[1]))
-        log.info("switch_simulator_listening", host=self._address[0], port=self._address[1])
-        if self.faults.down:
-            self._go_down()
-        return self._address
 
     async def set_faults(
         self,
@@ -263,54 +242,9 @@ class SwitchSimulator:
         faults now in force."""
         if (slow_ms is not None and slow_ms < 0) or (reorder is not None and reorder < 0):
             raise ValueError("slow_ms and reorder are >= 0")
-        was_down, now = self.faults.down, self.faults
-        self.faults = SwitchFaults(
-            slow_ms=now.slow_ms if slow_ms is None else slow_ms,
-            drop=now.drop if drop is None else drop,
-            garbage=now.garbage if garbage is None else garbage,
-            down=now.down if down is None else down,
-            reorder=now.reorder if reorder is None else reorder,
+        return await self._change_faults(
+            slow_ms=slow_ms, drop=drop, garbage=garbage, down=down, reorder=reorder
         )
-        if self.faults.down and not was_down:
-            self._go_down()
-        elif was_down and not self.faults.down and self._address is not None:
-            host, port = self._address
-            self._server = await asyncio.start_server(self._accept, host, port)
-        log.info("switch_simulator_faults", faults=str(self.faults))
-        return self.faults
-
-    def _go_down(self) -> None:
-        # ``close`` shuts the listening sockets at once; ``wait_closed`` would also wait for
-        # every connection's handler (Python 3.12).
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._connections):
-            writer.transport.abort()
-
-    async def close(self) -> None:
-        """Stop listening, close every connection and wait for their tasks to end."""
-        self._stopped.set()
-        self._go_down()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if self.faults.down or task is None:
-            writer.transport.abort()
-            return
-        self.accepted += 1
-        self._connections.add(writer)
-        self._tasks.add(task)
-        try:
-            await self._serve(reader, writer)
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, wire.FrameTooLarge):
-            pass  # the peer left, went quiet mid-message, or framed nonsense
-        finally:
-            self._connections.discard(writer)
-            self._tasks.discard(task)
-            writer.transport.abort()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held: list[tuple[str, bytes]] = []
@@ -349,10 +283,7 @@ class SwitchSimulator:
         self, writer: asyncio.StreamWriter, batch: list[tuple[str, bytes]], delay: float
     ) -> None:
         if delay:
-            # Wait ``delay``, or less if the simulator closes meanwhile.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._stopped.wait()
+            await self._pause(delay)
         if self.faults.down or writer.transport.is_closing():
             return
         for stan, packed in batch:
@@ -360,11 +291,3 @@ class SwitchSimulator:
             self.answered.append(stan)
         with contextlib.suppress(OSError):
             await writer.drain()
-
-
-async def serve_forever(simulator: SwitchSimulator) -> None:
-    """Run until cancelled, then close the simulator."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await simulator.close()
