@@ -18,6 +18,7 @@ from channelhub.kit.clock import utc_now
 from channelhub.risk.defaults import install_defaults
 from channelhub.runtime import Runtime
 from tests.conftest import serving
+from tests.risk.conftest import at_bank_time
 from tests.security.conftest import SecureNode, mfa_login, secure_settings
 from tests.security.test_staff import staff_token
 from tests.support.bank import open_bank
@@ -42,7 +43,12 @@ async def risk_node(database_url: str, tmp_path: Path) -> AsyncIterator[SecureNo
             await install_defaults(session, by="test", now=utc_now())
     finally:
         await runtime.close()
-    async with serving(settings) as base:
+    node = serving(settings)
+    async with node as base:
+        # The default rules read the bank's clock (one fires at night on a new device): the
+        # node's engine reads 14:30 in Shanghai, whenever the tests run.
+        app: Any = node.server.config.app
+        at_bank_time(app.state.runtime, 14)
         yield SecureNode(base, settings, dict(bank.accounts))
 
 
