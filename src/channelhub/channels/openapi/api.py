@@ -18,9 +18,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from channelhub.channels.rest.api import (
-    IDEMPOTENCY_KEY,
     Refused,
     decode_json,
+    idempotency_key,
     locale_of,
     read_body,
     refusal_response,
@@ -109,13 +109,7 @@ async def invoke_service(request: Request) -> Response:
     try:
         body = await read_body(request, request.app.state.max_body_bytes)
         bearer = bearer_token(request, "the app's")
-        key = request.headers.get("idempotency-key")
-        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-            raise Refused(
-                "IDEMPOTENCY_KEY_INVALID",
-                "Idempotency-Key must be 1 to 128 visible ASCII characters",
-                field="Idempotency-Key",
-            )
+        key = idempotency_key(request)
         consent = request.headers.get("x-consent-id")
         principal = await signed_partner(request, body, bearer, consent_id=consent)
         transaction = TransactionRequest(

@@ -31,6 +31,7 @@ __all__ = [
     "Refused",
     "bearer_principal",
     "decode_json",
+    "idempotency_key",
     "locale_of",
     "read_body",
     "refusal_response",
@@ -118,12 +119,12 @@ def decode_json(request: Request, body: bytes) -> dict[str, object]:
     return payload
 
 
-def _build_request(
-    request: Request,
-    payload: dict[str, object],
-    principal: Principal | None,
-    service_id: str | None = None,
-) -> TransactionRequest:
+def idempotency_key(request: Request) -> str | None:
+    """Return the request's ``Idempotency-Key``, if it sent one.
+
+    Raises:
+        Refused: IDEMPOTENCY_KEY_INVALID, a key that is not 1 to 128 visible ASCII characters.
+    """
     key = request.headers.get("idempotency-key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise Refused(
@@ -131,6 +132,16 @@ def _build_request(
             "Idempotency-Key must be 1 to 128 visible ASCII characters",
             field="Idempotency-Key",
         )
+    return key
+
+
+def _build_request(
+    request: Request,
+    payload: dict[str, object],
+    principal: Principal | None,
+    service_id: str | None = None,
+) -> TransactionRequest:
+    key = idempotency_key(request)
     header_channel = request.headers.get("x-channel")
     device_id = request.headers.get("x-device-id")
     if principal is None:

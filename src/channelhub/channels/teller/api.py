@@ -25,9 +25,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from channelhub.channels.rest.api import (
-    IDEMPOTENCY_KEY,
     Refused,
     decode_json,
+    idempotency_key,
     locale_of,
     read_body,
     refusal_response,
@@ -106,13 +106,7 @@ def _split(wire: dict[str, object]) -> tuple[dict[str, object], Identification |
 def _build_request(
     request: Request, payload: dict[str, object], principal: Principal
 ) -> TransactionRequest:
-    key = request.headers.get("idempotency-key")
-    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise Refused(
-            "IDEMPOTENCY_KEY_INVALID",
-            "Idempotency-Key must be 1 to 128 visible ASCII characters",
-            field="Idempotency-Key",
-        )
+    key = idempotency_key(request)
     return TransactionRequest(
         service_id=request.path_params["service_id"],
         channel=CHANNEL,
