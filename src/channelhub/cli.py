@@ -18,6 +18,7 @@ from rich.table import Column, Table
 from channelhub import __version__
 from channelhub.config import Settings, SettingsError, load_settings
 from channelhub.kernel.catalog import CatalogError, definition_files, load_definitions
+from channelhub.kit.errors import ChannelhubError
 
 if TYPE_CHECKING:
     from channelhub.connectors.simulators.base import SimulatedServer
@@ -208,6 +209,9 @@ def _load_or_exit(load: Any) -> Any:
         for problem in error.problems:
             err.print(str(problem), markup=False, highlight=False)
         err.print(f"{len(error.problems)} problem(s)", markup=False)
+        raise typer.Exit(1) from None
+    except ChannelhubError as error:  # a routed mapping or back end that does not fit
+        err.print(f"error: {error.message}", markup=False, highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -732,10 +736,12 @@ def recover(
     report = _run(_recover(settings))
     out.print(
         f"found {report.found}, aborted {len(report.aborted)}, "
-        f"still in doubt {len(report.still_in_doubt)}"
+        f"completed {len(report.completed)}, still in doubt {len(report.still_in_doubt)}"
     )
     for txn_id in report.aborted:
         out.print(f"  aborted    {txn_id}")
+    for txn_id in report.completed:
+        out.print(f"  completed  {txn_id}")
     for txn_id in report.still_in_doubt:
         out.print(f"  in doubt   {txn_id}")
     if report.still_in_doubt:

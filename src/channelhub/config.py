@@ -284,7 +284,19 @@ class Settings(BaseSettings):
     iso8583: Iso8583Settings = Iso8583Settings()
     #: Back-end systems by name (docs/connectors.md).
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
+    #: Services sent to an external back end, by id, each through a mapping (a bundled
+    #: mapping's name or a file): ``"account.balance" = "core-balance"``. Unrouted services
+    #: use the built-in ledger (docs/connectors.md, "Services on an external back end").
+    routes: dict[str, str] = Field(default_factory=dict)
     log: LogSettings = LogSettings()
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: dict[str, str]) -> dict[str, str]:
+        for service, mapping in value.items():
+            if not service or len(service) > 128 or not mapping or len(mapping) > 500:
+                raise ValueError(f"route {service[:128]!r}: a service id and a mapping's name")
+        return value
 
     @classmethod
     def settings_customise_sources(

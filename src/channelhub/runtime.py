@@ -9,7 +9,7 @@ import datetime as dt
 import importlib
 import os
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from channelhub.config import Settings
+from channelhub.governance.backends import Backends
 from channelhub.kernel import EngineSettings, RecoveryWorker, TransactionEngine, registry
 from channelhub.kernel.catalog import (
     BUILTIN_CATALOG,
     Catalog,
+    StepRoute,
     definition_files,
     load_definitions,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "load_catalog",
     "master_key",
     "security_config",
+    "step_routes",
     "teller_config",
 ]
 
@@ -61,6 +64,7 @@ BUILTIN_STEPS = (
     "channelhub.limits.steps",
     "channelhub.risk.steps",
     "channelhub.teller.steps",
+    "channelhub.governance.steps",
 )
 
 
@@ -78,7 +82,20 @@ def catalog_paths(settings: Settings) -> list[Path]:
 
 def load_catalog(settings: Settings, steps: StepRegistry = registry) -> Catalog:
     """Load, check and compile every definition; raises CatalogError listing each problem."""
-    return Catalog(load_definitions(definition_files(catalog_paths(settings)), steps))
+    return Catalog(
+        load_definitions(
+            definition_files(catalog_paths(settings)), steps, step_routes(settings.routes)
+        )
+    )
+
+
+def step_routes(routes: Mapping[str, str]) -> dict[str, StepRoute]:
+    """Return what each routed service's back-end step becomes: a call through its mapping,
+    undone by the mapping's reversal."""
+    return {
+        service: StepRoute("connector.call", {"mapping": mapping}, "connector.reverse")
+        for service, mapping in routes.items()
+    }
 
 
 def data_key(settings: Settings) -> bytes:
@@ -159,12 +176,20 @@ class Runtime:
     redis: Redis | None = None
     #: Each partner app's request quota (shared through Redis when it is configured).
     partner_quotas: Quotas | None = None
+    #: The back ends and mappings routed services call (``[connectors]``, ``[routes]``).
+    backends: Backends | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        """Build the runtime; raises CatalogError if a definition is invalid."""
+        """Build the runtime.
+
+        Raises:
+            CatalogError: a definition is invalid, or a route names no routable service.
+            MappingError: a routed mapping does not load or does not fit its back end.
+        """
         import_plugins(settings.plugins)
         catalog = load_catalog(settings)
+        backends = Backends.load(settings.connectors, settings.routes.values())
         db = create_engine(
             settings.database_url,
             pool_size=settings.database.pool_size,
@@ -198,23 +223,26 @@ class Runtime:
             features=None if redis is None else RedisFeatures(redis, prefix=settings.redis.prefix),
         )
         security = SecurityCenter(sessions=sessions, config=security_config(settings))
+        services = {
+            "limits": limits,
+            "risk": risk,
+            "teller": TellerDesk(sessions=sessions, config=teller_config(settings)),
+            "backends": backends,
+        }
         engine = TransactionEngine(
             sessions=sessions,
             catalog=lambda: runtime.catalog,
             registry=registry,
             settings=engine_settings,
             step_up=StepUpGate(security),
-            services={
-                "limits": limits,
-                "risk": risk,
-                "teller": TellerDesk(sessions=sessions, config=teller_config(settings)),
-            },
+            services=services,
         )
         recovery = RecoveryWorker(
             sessions=sessions,
             catalog=lambda: runtime.catalog,
             registry=registry,
             settings=engine_settings,
+            services=services,
         )
         quotas = Quotas(
             "partner",
@@ -224,7 +252,18 @@ class Runtime:
             prefix=settings.redis.prefix,
         )
         runtime = cls(
-            settings, db, sessions, catalog, engine, recovery, security, limits, risk, redis, quotas
+            settings,
+            db,
+            sessions,
+            catalog,
+            engine,
+            recovery,
+            security,
+            limits,
+            risk,
+            redis,
+            quotas,
+            backends,
         )
         return runtime
 
@@ -244,7 +283,9 @@ class Runtime:
         ]
 
     async def close(self) -> None:
-        """Release the database and Redis connections."""
+        """Release the back ends', the database's and Redis's connections."""
+        if self.backends is not None:
+            await self.backends.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()

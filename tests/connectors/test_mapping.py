@@ -181,7 +181,7 @@ def test_the_balance_request_is_a_binq_record() -> None:
     fields = mapping.request(canonical(account=ZHANG))
     assert fields == {"txn_code": "BINQ", "account": ZHANG}
     record = mapping.record(fields)
-    assert len(record) == 55
+    assert len(record) == 83
     assert record[:4] == "BINQ".encode("cp037")
 
 

@@ -40,7 +40,7 @@ def test_it_shows_the_request_record_byte_by_byte(tmp_path: Path, env: dict[str,
     )
     assert result.returncode == 0, result.stderr
     shown = result.stdout
-    assert "00 37" in shown  # the 2-byte length prefix: 55 bytes
+    assert "00 53" in shown  # the 2-byte length prefix: 83 bytes
     assert "C4 C5 C2 E3" in shown  # DEBT in EBCDIC
     assert "00 00 00 00 00 01 25 0C" in shown  # 12.50 as packed decimal fen
     assert "F6 F2 F1 F7" in shown  # the account's first digits, zoned EBCDIC

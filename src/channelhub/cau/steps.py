@@ -69,6 +69,12 @@ async def accounts_list(ctx: StepContext, params: Mapping[str, Any]) -> None:
     ctx.data["accounts"] = await service.customer_accounts(ctx.session, ctx.request.principal)
 
 
+@registry.step("cau.accounts.owned")
+async def accounts_owned(ctx: StepContext, params: Mapping[str, Any]) -> None:
+    """Check that the account in the request is one of the acting customer's (and open)."""
+    await _owned(ctx)
+
+
 @registry.step("cau.accounts.balance")
 async def accounts_balance(ctx: StepContext, params: Mapping[str, Any]) -> None:
     """Show one of the acting customer's accounts' balances."""
@@ -97,9 +103,20 @@ async def accounts_detail(ctx: StepContext, params: Mapping[str, Any]) -> None:
     ctx.data.update(view)
 
 
-async def _owned_with_balance(ctx: StepContext) -> tuple[Any, Balance | None]:
+async def _owned(ctx: StepContext) -> Any:
+    """Return the request's account, refused unless the acting customer holds it; looked up
+    once per transaction (an ownership check, then the balance, share it)."""
     number = str(ctx.request.payload["account"])
-    row = await service.owned_account(ctx.session, ctx.request.principal, number)
+    key = f"owned_account:{number}"
+    row = ctx.memo.get(key)
+    if row is None:
+        row = await service.owned_account(ctx.session, ctx.request.principal, number)
+        ctx.memo[key] = row
+    return row
+
+
+async def _owned_with_balance(ctx: StepContext) -> tuple[Any, Balance | None]:
+    row = await _owned(ctx)
     return row, (await ledger.balances(ctx.session, [row.number])).get(row.number)
 
 

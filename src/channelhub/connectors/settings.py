@@ -16,6 +16,7 @@ __all__ = [
     "BreakerSettings",
     "ConnectorKind",
     "ConnectorSettings",
+    "FramingSettings",
     "OperationSettings",
     "TlsSettings",
 ]
@@ -53,6 +54,17 @@ class TlsSettings(BaseModel):
         if self.key_file is not None and self.cert_file is None:
             raise ValueError("key_file needs cert_file")
         return self
+
+
+class FramingSettings(BaseModel):
+    """``fixed``: the length prefix in front of each record on the connection."""
+
+    model_config = _Section
+
+    #: 2 or 4 bytes of big-endian binary length.
+    prefix_bytes: Literal[2, 4] = 2
+    #: Whether the length counts the prefix itself (IMS's ``LL``).
+    inclusive: bool = False
 
 
 class OperationSettings(BaseModel):
@@ -104,6 +116,8 @@ class ConnectorSettings(BaseModel):
     #: request before giving up, and the pause between them.
     reversal_attempts: int = Field(default=5, ge=1, le=100)
     reversal_interval_ms: int = Field(default=2_000, ge=10, le=120_000)
+    #: ``fixed``: how records are delimited (their mappings must say the same).
+    framing: FramingSettings = FramingSettings()
     breaker: BreakerSettings = BreakerSettings()
     tls: TlsSettings = TlsSettings()
     operations: dict[str, OperationSettings] = Field(default_factory=dict)

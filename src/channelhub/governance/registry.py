@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from channelhub.connectors.base import BackendNotConfigured, Connector, Operation
+from channelhub.connectors.fixed.connector import FixedConnector
 from channelhub.connectors.http import HttpConnector
 from channelhub.connectors.iso8583 import Iso8583Connector
 from channelhub.connectors.settings import ConnectorKind, ConnectorSettings
@@ -24,6 +25,7 @@ ConnectorBuilder = Callable[[str, ConnectorSettings], Connector]
 #: The connector kinds this version builds; the others are refused by name.
 BUILDERS: dict[ConnectorKind, ConnectorBuilder] = {
     "http": HttpConnector.from_settings,
+    "fixed": FixedConnector.from_settings,
     "iso8583": Iso8583Connector.from_settings,
 }
 

@@ -8,12 +8,12 @@ alone, so a compensation is looked up by name and gets only the step's parameter
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from channelhub.kernel.catalog.compiled import CompiledBranch, CompiledNode, CompiledStep
-from channelhub.kernel.steps import OutcomeUnknown, StepContext, StepRegistry
+from channelhub.kernel.steps import OutcomeUnknown, Resolution, StepContext, StepRegistry
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.logging import get_logger
 
@@ -149,8 +149,17 @@ class FlowRunner:
         try:
             output = await node.spec.fn(ctx, node.params)
         except OutcomeUnknown as error:
-            entry.update(state=UNKNOWN, code=error.code, ms=_ms(started))
-            raise _Stop(error, in_doubt=True) from None
+            # Ask the other system at once what became of it; only if it cannot say either
+            # does the transaction stay in doubt, for the recovery worker.
+            resolution = await self.resolve(ctx, node.spec.name, node.params)
+            if resolution is None:
+                entry.update(state=UNKNOWN, code=error.code, ms=_ms(started))
+                raise _Stop(error, in_doubt=True) from None
+            entry["resolved"] = "done" if resolution.done else "not_done"
+            if not resolution.done:
+                entry.update(state=FAILED, code=error.code, ms=_ms(started))
+                raise _Stop(error) from None
+            output = resolution.output
         except ChannelhubError as error:
             if savepoint is not None:
                 await savepoint.rollback()
@@ -170,6 +179,24 @@ class FlowRunner:
         if output:
             entry["output"] = dict(output)
             ctx.outputs[node.output_key] = entry["output"]
+
+    async def resolve(
+        self, ctx: StepContext, step: str, params: Mapping[str, Any]
+    ) -> Resolution | None:
+        """Find out what became of external step ``step`` left in doubt; None while nobody
+        can tell (no resolution registered, or the other system still does not answer)."""
+        spec = self.registry.resolutions.get(step)
+        if spec is None:
+            return None
+        try:
+            resolution: Resolution = await spec.fn(ctx, params)
+        except OutcomeUnknown as error:
+            log.warning("resolution_unknown", step=step, code=error.code)
+            return None
+        except Exception:
+            log.exception("resolution_failed", step=step)
+            return None
+        return resolution
 
     async def compensate(self, ctx: StepContext, step_log: StepLog, checkpoint: Checkpoint) -> bool:
         """Undo, newest first, every entry of ``step_log`` that may have had an effect.

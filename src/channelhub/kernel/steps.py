@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CompensationFn",
     "OutcomeUnknown",
+    "Resolution",
+    "ResolutionFn",
     "ResumptionFn",
     "StepContext",
     "StepFn",
@@ -102,6 +104,23 @@ ResumptionFn = Callable[
 
 
 @dataclass(frozen=True, slots=True)
+class Resolution:
+    """What became of an external step whose answer never came, once the other system said.
+
+    ``done``: it was carried out, and ``output`` is what the step would have returned; not
+    done: it never took effect (and never will: the other system has fenced it off).
+    """
+
+    done: bool
+    output: Mapping[str, Any] | None = None
+
+
+#: A resolution asks the other system what became of a step left in doubt; it gets the step's
+#: parameters, returns a ``Resolution``, and raises ``OutcomeUnknown`` while nobody can tell.
+ResolutionFn = Callable[[StepContext, Mapping[str, Any]], Awaitable[Resolution]]
+
+
+@dataclass(frozen=True, slots=True)
 class StepSpec:
     """A registered step or compensation."""
 
@@ -119,6 +138,7 @@ class StepRegistry:
         self.steps: dict[str, StepSpec] = {}
         self.compensations: dict[str, StepSpec] = {}
         self.resumptions: dict[str, StepSpec] = {}
+        self.resolutions: dict[str, StepSpec] = {}
 
     def step(
         self, name: str, *, mutates: bool = False, external: bool = False
@@ -147,6 +167,16 @@ class StepRegistry:
 
         def register(fn: ResumptionFn) -> ResumptionFn:
             _add(self.resumptions, StepSpec(name, fn, True, False, _summary(fn)))
+            return fn
+
+        return register
+
+    def resolution(self, name: str) -> Callable[[ResolutionFn], ResolutionFn]:
+        """Register how to find out what became of step ``name`` when its answer never came
+        (a status inquiry): the flow asks at once, the recovery worker until it knows."""
+
+        def register(fn: ResolutionFn) -> ResolutionFn:
+            _add(self.resolutions, StepSpec(name, fn, False, True, _summary(fn)))
             return fn
 
         return register

@@ -58,7 +58,7 @@ async def test_bad_amounts_and_codes_are_refused(client: FixedClient) -> None:
         "result"
     ] == "0013"
     assert (await ask(client, **move, currency="CNY", amount=5))["result"] == "0030"
-    assert (await ask(client, txn_code="XFER", account=ZHANG))["result"] == "0012"
+    assert (await ask(client, txn_code="WXYZ", account=ZHANG))["result"] == "0012"
 
 
 async def test_status_inquiry_says_whether_it_happened(client: FixedClient) -> None:
@@ -116,7 +116,7 @@ async def test_amounts_of_the_maximum_digits_cross_the_wire(
 
 
 async def test_a_request_that_does_not_decode_gets_a_format_error(client: FixedClient) -> None:
-    answer = await client.exchange(b"\xff" * 55, timeout_seconds=CALL_SECONDS)
+    answer = await client.exchange(b"\xff" * 83, timeout_seconds=CALL_SECONDS)
     assert decode(CORE_RESPONSE, answer)["result"] == "0030"
 
 

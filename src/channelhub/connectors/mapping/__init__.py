@@ -8,7 +8,13 @@ formatters, ``wire`` shows a fixed record byte by byte, ``errors`` says what wen
 
 from channelhub.connectors.mapping.errors import MappedRefusal, MappingError, MappingInputError
 from channelhub.connectors.mapping.formats import FORMATTERS
-from channelhub.connectors.mapping.load import load_mapping, parse_mapping
+from channelhub.connectors.mapping.load import (
+    bundled_mappings,
+    follow_up_path,
+    load_mapping,
+    parse_mapping,
+    resolve,
+)
 from channelhub.connectors.mapping.model import FieldRule, Mapping, ResultRule
 from channelhub.connectors.mapping.wire import ByteRange, byte_ranges, canonical_request
 
@@ -21,8 +27,11 @@ __all__ = [
     "MappingError",
     "MappingInputError",
     "ResultRule",
+    "bundled_mappings",
     "byte_ranges",
     "canonical_request",
+    "follow_up_path",
     "load_mapping",
     "parse_mapping",
+    "resolve",
 ]

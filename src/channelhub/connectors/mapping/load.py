@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping as MappingABC
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,14 +26,21 @@ from channelhub.connectors.mapping.formats import FORMATTERS, FormatArgs
 from channelhub.connectors.mapping.model import FieldRule, Mapping, ResultRule
 from channelhub.kernel.codes import CODES
 
-__all__ = ["MAX_FILE_BYTES", "load_mapping", "parse_mapping"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "bundled_mappings",
+    "follow_up_path",
+    "load_mapping",
+    "parse_mapping",
+    "resolve",
+]
 
 #: A mapping file larger than this is a mistake, not a mapping.
 MAX_FILE_BYTES = 256 * 1024
 
 _TOP_KEYS = {
     "backend", "operation", "service", "description", "idempotent", "protocol", "layouts",
-    "framing", "request", "response", "result",
+    "framing", "request", "response", "result", "inquiry", "reversal",
 }  # fmt: skip
 _RULE_KEYS = {"path", "value", "format", "optional", "default"}
 _ARG_KEYS = {
@@ -41,6 +49,35 @@ _ARG_KEYS = {
 }  # fmt: skip
 _PROTOCOLS = ("fixed", "json")
 _REFERENCE_LENGTH = 20
+
+
+_BUNDLED = "channelhub.connectors.mappings"
+
+
+def bundled_mappings() -> list[str]:
+    """Return the names of the mappings shipped with channelhub (``core-balance`` ...)."""
+    folder = resources.files(_BUNDLED)
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def resolve(reference: str) -> Path:
+    """Return the file of a mapping: a path, else the name of a bundled mapping."""
+    path = Path(reference)
+    if path.exists() or reference not in bundled_mappings():
+        return path
+    return Path(str(resources.files(_BUNDLED).joinpath(f"{reference}.yaml")))
+
+
+def follow_up_path(mapping_file: str, reference: str) -> Path:
+    """Return the file of the mapping a mapping names as its ``inquiry`` or ``reversal``:
+    beside it (with or without ``.yaml``), else a path, else a bundled mapping."""
+    folder = Path(mapping_file).parent
+    for candidate in (folder / reference, folder / f"{reference}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return resolve(reference)
 
 
 def load_mapping(path: Path | str) -> Mapping:
@@ -123,6 +160,8 @@ class _Loader:
             for target, spec in self.section("response", document).items()
         )
         result = self.result(document.get("result"))
+        inquiry = self.follow_up("inquiry", document.get("inquiry"), idempotent)
+        reversal = self.follow_up("reversal", document.get("reversal"), idempotent)
         if request_layout is not None and response_layout is not None:
             for rule in request:
                 self.fits(rule, request_layout)
@@ -143,6 +182,8 @@ class _Loader:
             request_layout=request_layout,
             response_layout=response_layout,
             framing=framing,
+            inquiry=inquiry,
+            reversal=reversal,
         )
 
     # --- pieces ---------------------------------------------------------------------------
@@ -207,6 +248,18 @@ class _Loader:
                 raise self.fail(f"layouts.{side}", f"no layout {name!r} in {file} ({known})")
             found.append(layouts[name])
         return found[0], found[1]
+
+    def follow_up(self, where: str, value: Any, idempotent: bool) -> str | None:
+        """Check the name of the mapping that asks about (``inquiry``) or undoes
+        (``reversal``) this one's request; only a money-changing operation has them."""
+        if value is None:
+            return None
+        if idempotent:
+            raise self.fail(where, "only a money-changing (not idempotent) operation has one")
+        name = self.text(where, value)
+        if len(name) > 200:
+            raise self.fail(where, "is a mapping's name or file, at most 200 characters")
+        return name
 
     def framing(self, spec: Any) -> Framing:
         if not isinstance(spec, dict):

@@ -82,6 +82,11 @@ class Mapping:
     request_layout: Layout | None = None
     response_layout: Layout | None = None
     framing: Framing = field(default_factory=Framing)
+    #: The mapping that asks the back end whether this request was carried out (a status
+    #: inquiry by the same reference), for when its answer never came; and the one that
+    #: undoes it (a reversal). Names of other mappings, bundled or relative to this file.
+    inquiry: str | None = None
+    reversal: str | None = None
 
     # --- run time -----------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from rich.text import Text
 from channelhub.connectors.base import BackendBadResponse
 from channelhub.connectors.fixed import FixedEncodeError, Layout, encode
 from channelhub.connectors.mapping.errors import MappedRefusal, MappingError, MappingInputError
-from channelhub.connectors.mapping.load import load_mapping
+from channelhub.connectors.mapping.load import bundled_mappings, load_mapping, resolve
 from channelhub.connectors.mapping.model import Mapping
 from channelhub.connectors.mapping.wire import byte_ranges
 from channelhub.kernel.codes import CODES
@@ -31,7 +30,6 @@ __all__ = ["MAX_SAMPLE_BYTES", "bundled_mappings", "resolve", "run"]
 
 #: A sample or answer file larger than this is refused before it is parsed.
 MAX_SAMPLE_BYTES = 1024 * 1024
-_BUNDLED = "channelhub.connectors.mappings"
 
 
 class _Refused(Exception):
@@ -52,22 +50,6 @@ class _Output:
             # Text, not markup: a sample's values are shown as they are, whatever they hold.
             table.add_row(*(Text(cell) for cell in row))
         self.out.print(table)
-
-
-def bundled_mappings() -> list[str]:
-    """Return the names of the mappings shipped with channelhub (``core-balance`` ...)."""
-    folder = resources.files(_BUNDLED)
-    return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
-    )
-
-
-def resolve(reference: str) -> Path:
-    """Return the file of a mapping: a path, else the name of a bundled mapping."""
-    path = Path(reference)
-    if path.exists() or reference not in bundled_mappings():
-        return path
-    return Path(str(resources.files(_BUNDLED).joinpath(f"{reference}.yaml")))
 
 
 def run(

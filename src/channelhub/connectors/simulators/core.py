@@ -13,8 +13,9 @@ account            holder        balance
 6217000000000004   CHEN JIE     12,345,678.90
 =================  ============  ===============
 
-Operations, by ``txn_code``: ``BINQ`` balance inquiry, ``DEBT`` debit and ``CRDT`` credit
-(each with a reference unique across both), ``STAT`` status inquiry by reference (did it
+Operations, by ``txn_code``: ``BINQ`` balance inquiry, ``DEBT`` debit, ``CRDT`` credit and
+``XFER`` transfer (``amount`` plus ``fee`` off ``account``, ``amount`` onto ``to_account``;
+each with a reference unique across all three), ``STAT`` status inquiry by reference (did it
 happen?) and ``REVS`` reversal by reference (idempotent; a reversal of a reference never seen
 is remembered, so the original arriving late is refused as a duplicate). Result codes are in
 ``RESULTS``.
@@ -102,6 +103,9 @@ class CoreEntry:
     status: str
     result: str
     journal_no: int = 0
+    #: XFER: the account credited, and the fee taken with the amount.
+    to_account: str = ""
+    fee: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,12 @@ class Faults:
     drop: bool = False
     garbage: bool = False
     down: bool = False
+    #: Apply requests with these transaction codes but never answer them (``drop`` for
+    #: some: a transfer's answer lost while status inquiries are answered).
+    drop_codes: frozenset[str] = frozenset()
+    #: Ignore requests with these transaction codes entirely: neither applied nor answered,
+    #: as if lost on the way to the core.
+    lose_codes: frozenset[str] = frozenset()
 
 
 def seed_accounts() -> dict[str, CoreAccount]:
@@ -139,6 +149,7 @@ class _Book:
             "BINQ": self._inquire,
             "DEBT": self._debit,
             "CRDT": self._credit,
+            "XFER": self._transfer,
             "STAT": self._status,
             "REVS": self._reverse,
         }.get(code)
@@ -194,6 +205,39 @@ class _Book:
         self.entries[reference] = entry
         return self._answer(entry)
 
+    def _transfer(self, request: dict[str, Value]) -> dict[str, Value]:
+        reference, number = str(request["reference"]), str(request["account"])
+        target, currency = str(request["to_account"]), str(request["currency"])
+        amount, fee = int(request["amount"]), int(request["fee"])
+        if not reference:
+            return {"result": "0030", "account": number}
+        if reference in self.entries:
+            return {**self._answer(self.entries[reference]), "result": "0094"}
+        entry = CoreEntry(
+            reference, "XFER", number, currency, amount, "D", "0000", to_account=target, fee=fee
+        )
+        source, destination = self.accounts.get(number), self.accounts.get(target)
+        if source is None or destination is None:
+            entry.result = "0014"
+        elif (
+            amount <= 0
+            or fee < 0
+            or number == target
+            or currency != source.currency
+            or currency != destination.currency
+        ):
+            entry.result = "0013"
+        elif source.balance < amount + fee:
+            entry.result = "0051"
+        else:
+            source.balance -= amount + fee
+            destination.balance += amount
+            entry.status = "A"
+            self.journal_no += 1
+            entry.journal_no = self.journal_no
+        self.entries[reference] = entry
+        return self._answer(entry)
+
     def _answer(self, entry: CoreEntry) -> dict[str, Value]:
         return {
             "result": entry.result,
@@ -223,15 +267,30 @@ class _Book:
             entry = CoreEntry(reference, "", "", "", 0, "R", "0000")
             self.entries[reference] = entry
         elif entry.status == "A":
-            account = self.accounts[entry.account]
-            undo = entry.amount if entry.txn_code == "DEBT" else -entry.amount
-            if account.balance + undo < 0:
+            undo = _undo(entry)
+            if any(self.accounts[n].balance + change < 0 for n, change in undo.items()):
                 return {**self._answer(entry), "result": "0051"}
-            account.balance += undo
+            for number, change in undo.items():
+                self.accounts[number].balance += change
             entry.status = "R"
             self.journal_no += 1
             entry.journal_no = self.journal_no
         return {**self._answer(entry), "result": "0000"}
+
+
+def _undo(entry: CoreEntry) -> dict[str, int]:
+    """Return what reversing an applied entry changes, by account."""
+    if entry.txn_code == "XFER":
+        return {entry.account: entry.amount + entry.fee, entry.to_account: -entry.amount}
+    return {entry.account: entry.amount if entry.txn_code == "DEBT" else -entry.amount}
+
+
+def _txn_code(record: bytes) -> str:
+    """Return a request record's transaction code, or "" when it has none readable."""
+    try:
+        return record[:4].decode(CORE_REQUEST.encoding.value)
+    except (UnicodeDecodeError, LookupError):
+        return ""
 
 
 class CoreSimulator(SimulatedServer[Faults]):
@@ -267,12 +326,21 @@ class CoreSimulator(SimulatedServer[Faults]):
         drop: bool | None = None,
         garbage: bool | None = None,
         down: bool | None = None,
+        drop_codes: frozenset[str] | None = None,
+        lose_codes: frozenset[str] | None = None,
     ) -> Faults:
         """Change how the core misbehaves (a value left out stays as it is); return the
         faults now in force."""
         if slow_ms is not None and slow_ms < 0:
             raise ValueError("slow_ms is >= 0")
-        return await self._change_faults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
+        return await self._change_faults(
+            slow_ms=slow_ms,
+            drop=drop,
+            garbage=garbage,
+            down=down,
+            drop_codes=drop_codes,
+            lose_codes=lose_codes,
+        )
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -286,8 +354,11 @@ class CoreSimulator(SimulatedServer[Faults]):
                 await self._pause(self.faults.slow_ms / 1000)
             if self.faults.down or writer.transport.is_closing():
                 return
+            code = _txn_code(record)
+            if code in self.faults.lose_codes:
+                continue
             answer = self.answer(record)
-            if self.faults.drop:
+            if self.faults.drop or code in self.faults.drop_codes:
                 continue
             if self.faults.garbage:
                 # Right length, but 0xFF is no packed digit: it frames and does not decode.

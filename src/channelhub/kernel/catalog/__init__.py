@@ -6,6 +6,7 @@ from channelhub.kernel.catalog.loader import (
     BUILTIN_CATALOG,
     CatalogError,
     Problem,
+    StepRoute,
     definition_files,
     load_definitions,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "CompiledStep",
     "Problem",
     "ServiceDefinition",
+    "StepRoute",
     "channel_kind",
     "definition_files",
     "load_definitions",

@@ -94,6 +94,9 @@ class StepNode(BaseModel):
     compensation: str | None = Field(default=None, max_length=128)
     when: str | None = Field(default=None, max_length=2000)
     params: dict[str, Any] = Field(default_factory=dict, alias="with")
+    #: This step is the service's call to its back end (the built-in ledger by default): a
+    #: node's ``[routes]`` may send it to an external back end instead (``StepRoute``).
+    routable: bool = False
 
     @property
     def output_key(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,14 @@ from channelhub.kernel.steps import StepRegistry
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.money import Money
 
-__all__ = ["BUILTIN_CATALOG", "CatalogError", "Problem", "definition_files", "load_definitions"]
+__all__ = [
+    "BUILTIN_CATALOG",
+    "CatalogError",
+    "Problem",
+    "StepRoute",
+    "definition_files",
+    "load_definitions",
+]
 
 #: The definitions that ship with channelhub, one folder per category.
 BUILTIN_CATALOG = Path(__file__).resolve().parents[2] / "catalog"
@@ -57,6 +64,16 @@ class CatalogError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+@dataclass(frozen=True, slots=True)
+class StepRoute:
+    """What a service's ``routable`` step becomes on this node: another step (the call to an
+    external back end), with its parameters and compensation."""
+
+    step: str
+    params: Mapping[str, Any]
+    compensation: str | None = None
+
+
 def definition_files(paths: Iterable[Path]) -> list[Path]:
     """Return every ``*.yaml``/``*.yml`` file under ``paths`` (files are taken as they are)."""
     found: list[Path] = []
@@ -68,19 +85,28 @@ def definition_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_definitions(files: Iterable[Path], registry: StepRegistry) -> list[CompiledService]:
+def load_definitions(
+    files: Iterable[Path],
+    registry: StepRegistry,
+    routes: Mapping[str, StepRoute] | None = None,
+) -> list[CompiledService]:
     """Load and compile every file; raise one CatalogError that lists every problem found.
+
+    ``routes`` sends services, by id, to another back end: each such service's ``routable``
+    step is compiled as the route's step instead.
 
     Raises:
         CatalogError: a file is unreadable, not YAML, not a valid definition, or a service
-            id and version is defined twice.
+            id and version is defined twice; a route names a service that is not defined or
+            has no routable step.
     """
     services: list[CompiledService] = []
     problems: list[Problem] = []
     seen: dict[tuple[str, int], str] = {}
+    routes = routes or {}
     for file in files:
         try:
-            service = _load_file(file, registry)
+            service = _load_file(file, registry, routes)
         except CatalogError as error:
             problems.extend(error.problems)
             continue
@@ -92,12 +118,20 @@ def load_definitions(files: Iterable[Path], registry: StepRegistry) -> list[Comp
             continue
         seen[key] = str(file)
         services.append(service)
+    defined = {service.id for service in services}
+    problems.extend(
+        Problem("(routes)", 1, f"route for {service_id!r}: no such service")
+        for service_id in routes
+        if service_id not in defined
+    )
     if problems:
         raise CatalogError(problems)
     return services
 
 
-def _load_file(file: Path, registry: StepRegistry) -> CompiledService:
+def _load_file(
+    file: Path, registry: StepRegistry, routes: Mapping[str, StepRoute]
+) -> CompiledService:
     name = str(file)
     try:
         if file.stat().st_size > MAX_DEFINITION_BYTES:
@@ -130,13 +164,19 @@ def _load_file(file: Path, registry: StepRegistry) -> CompiledService:
                 for e in error.errors()
             ]
         ) from None
-    return _compile(definition, name, lines, registry)
+    return _compile(definition, name, lines, registry, routes.get(definition.id))
 
 
 def _compile(
-    definition: ServiceDefinition, name: str, lines: _LineMap, registry: StepRegistry
+    definition: ServiceDefinition,
+    name: str,
+    lines: _LineMap,
+    registry: StepRegistry,
+    route: StepRoute | None = None,
 ) -> CompiledService:
     problems: list[Problem] = []
+    #: The routable steps compiled as the route's step.
+    routed: list[str] = []
 
     def problem(loc: tuple[Any, ...], reason: str) -> None:
         problems.append(Problem(name, lines.line_of(loc), reason))
@@ -201,6 +241,16 @@ def _compile(
                     )
                 )
                 continue
+            if node.routable and route is not None:
+                node = node.model_copy(
+                    update={
+                        "id": node.output_key,  # later steps and reports keep their names
+                        "step": route.step,
+                        "params": dict(route.params),
+                        "compensation": route.compensation,
+                    }
+                )
+                routed.append(node.output_key)
             spec = registry.steps.get(node.step)
             if spec is None:
                 problem((*here, "step"), f"unknown step {node.step!r}")
@@ -229,6 +279,8 @@ def _compile(
         return tuple(compiled)
 
     flow = compile_nodes(definition.flow, ("flow",))
+    if route is not None and not routed:
+        problem(("flow",), f"routed to {route.step}, but no step of the flow is routable")
     if problems:
         raise CatalogError(problems)
     return CompiledService(
