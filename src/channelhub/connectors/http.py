@@ -41,7 +41,13 @@ from channelhub.connectors.base import (
 )
 from channelhub.connectors.settings import ConnectorSettings, TlsSettings
 
-__all__ = ["HttpConnector", "HttpRoute", "build_ssl_context"]
+__all__ = [
+    "HttpConnector",
+    "HttpExchange",
+    "HttpRoute",
+    "build_ssl_context",
+    "ssl_context_of",
+]
 
 _JSON = "application/json"
 _CHUNK = 65_536
@@ -87,6 +93,158 @@ def build_ssl_context(tls: TlsSettings) -> ssl.SSLContext | None:
     return context
 
 
+def ssl_context_of(name: str, tls: TlsSettings) -> ssl.SSLContext | None:
+    """Return back end ``name``'s TLS context (``build_ssl_context``), naming the back end in
+    the error.
+
+    Raises:
+        BackendNotConfigured: the TLS files cannot be loaded.
+    """
+    try:
+        return build_ssl_context(tls)
+    except BackendNotConfigured as error:
+        raise BackendNotConfigured(
+            f"back end {name}: {error.message}", backend=name, operation=""
+        ) from None
+
+
+class HttpExchange:
+    """One back end's aiohttp session, and how an HTTP exchange's failures map onto the
+    contract (the module's table), whatever the body's format: the ``http`` connector sends
+    JSON through it, the ``iso20022`` connector XML."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        pool_size: int = 10,
+        ssl_context: ssl.SSLContext | None = None,
+        max_response_bytes: int = 1_048_576,
+        accept: str = _JSON,
+    ) -> None:
+        self.name = name
+        self.pool_size = pool_size
+        self.ssl_context = ssl_context
+        self.max_response_bytes = max_response_bytes
+        self.accept = accept
+        self._session: aiohttp.ClientSession | None = None
+
+    def open(self) -> aiohttp.ClientSession:
+        """Return the session, made on first use: a session belongs to the running loop."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self.pool_size,
+                    ssl=self.ssl_context if self.ssl_context is not None else True,
+                ),
+                headers={"Accept": self.accept},
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session and its pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        in_doubt: bool,
+        timeout: float,  # noqa: ASYNC109 - the contract hands the deadline to the wire
+        **kwargs: Any,
+    ) -> tuple[int, bytes]:
+        """Send one request (``kwargs`` go to aiohttp: data, params, headers) and return the
+        answer's status and body, at most ``max_response_bytes``.
+
+        Raises:
+            BackendTimeout, BackendUnavailable, BackendBadResponse: as the module's table says;
+                ``in_doubt`` is what a failure after sending is.
+        """
+        try:
+            async with self.open().request(
+                method,
+                url,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+                **kwargs,
+            ) as response:
+                body = await self._read(response, operation, in_doubt)
+                return response.status, body
+        except ConnectorError:
+            raise
+        except aiohttp.ConnectionTimeoutError:
+            raise self.error(BackendUnavailable, operation, "connect timeout", False) from None
+        except TimeoutError:
+            raise self.error(BackendTimeout, operation, "no answer in time", in_doubt) from None
+        except aiohttp.ClientConnectorError as error:
+            reason = "tls" if isinstance(error, aiohttp.ClientSSLError) else "connect"
+            raise self.error(BackendUnavailable, operation, reason, False) from None
+        except aiohttp.ClientResponseError as error:
+            raise self.error(
+                BackendBadResponse, operation, f"not HTTP ({error.message})", in_doubt
+            ) from None
+        except aiohttp.ClientError as error:
+            raise self.error(
+                BackendUnavailable, operation, f"connection lost ({type(error).__name__})", in_doubt
+            ) from None
+
+    def check_status(self, operation: str, status: int, in_doubt: bool) -> bool:
+        """Raise for a status that is a fault (429, 5xx, 1xx, 3xx); return whether the call
+        is still in doubt: not after a 4xx, where the back end refused the request as it stood.
+
+        Raises:
+            BackendUnavailable, BackendTimeout, BackendBadResponse: as the module's table says.
+        """
+        if status in (429, 503):
+            raise self.error(BackendUnavailable, operation, f"HTTP {status}", False, status)
+        if status == 504:
+            raise self.error(BackendTimeout, operation, "HTTP 504", in_doubt, status)
+        if status >= 500:
+            raise self.error(BackendUnavailable, operation, f"HTTP {status}", in_doubt, status)
+        if 400 <= status < 500:
+            return False
+        if not 200 <= status < 300:
+            raise self.error(BackendBadResponse, operation, f"HTTP {status}", in_doubt, status)
+        return in_doubt
+
+    async def _read(
+        self, response: aiohttp.ClientResponse, operation: str, in_doubt: bool
+    ) -> bytes:
+        declared = response.content_length
+        if declared is not None and declared > self.max_response_bytes:
+            raise self.error(BackendBadResponse, operation, "answer too large", in_doubt)
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > self.max_response_bytes:
+                raise self.error(BackendBadResponse, operation, "answer too large", in_doubt)
+        return bytes(body)
+
+    def error(
+        self,
+        kind: type[ConnectorError],
+        operation: str,
+        reason: str,
+        in_doubt: bool,
+        status: int | None = None,
+    ) -> ConnectorError:
+        """Return a ``kind`` error about ``operation`` of this back end, saying ``reason``."""
+        details: dict[str, Any] = {"reason": reason}
+        if status is not None:
+            details["status"] = status
+        return kind(
+            f"back end {self.name}, {operation}: {reason}",
+            backend=self.name,
+            operation=operation,
+            in_doubt=in_doubt,
+            details=details,
+        )
+
+
 class HttpConnector:
     """JSON over HTTP(S) to one back end."""
 
@@ -106,7 +264,12 @@ class HttpConnector:
         self.pool_size = pool_size
         self.ssl_context = ssl_context
         self.max_response_bytes = max_response_bytes
-        self._session: aiohttp.ClientSession | None = None
+        self._exchange = HttpExchange(
+            name,
+            pool_size=pool_size,
+            ssl_context=ssl_context,
+            max_response_bytes=max_response_bytes,
+        )
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings) -> HttpConnector:
@@ -120,18 +283,12 @@ class HttpConnector:
             op: HttpRoute(Operation(op, spec.idempotent), spec.method, spec.path)
             for op, spec in settings.operations.items()
         }
-        try:
-            context = build_ssl_context(settings.tls)
-        except BackendNotConfigured as error:
-            raise BackendNotConfigured(
-                f"back end {name}: {error.message}", backend=name, operation=""
-            ) from None
         return cls(
             name,
             base_url=settings.url,
             routes=routes,
             pool_size=settings.pool_size,
-            ssl_context=context,
+            ssl_context=ssl_context_of(name, settings.tls),
             max_response_bytes=settings.max_response_bytes,
         )
 
@@ -161,52 +318,17 @@ class HttpConnector:
         else:
             kwargs = {"data": orjson.dumps(rest), "headers": {"Content-Type": _JSON}}
         in_doubt = not route.operation.idempotent
-        try:
-            async with self._open().request(
-                route.method,
-                url,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-                **kwargs,
-            ) as response:
-                body = await self._read(response, operation, in_doubt)
-                status = response.status
-        except ConnectorError:
-            raise
-        except aiohttp.ConnectionTimeoutError:
-            raise self._error(BackendUnavailable, operation, "connect timeout", False) from None
-        except TimeoutError:
-            raise self._error(BackendTimeout, operation, "no answer in time", in_doubt) from None
-        except aiohttp.ClientConnectorError as error:
-            reason = "tls" if isinstance(error, aiohttp.ClientSSLError) else "connect"
-            raise self._error(BackendUnavailable, operation, reason, False) from None
-        except aiohttp.ClientResponseError as error:
-            raise self._error(
-                BackendBadResponse, operation, f"not HTTP ({error.message})", in_doubt
-            ) from None
-        except aiohttp.ClientError as error:
-            raise self._error(
-                BackendUnavailable, operation, f"connection lost ({type(error).__name__})", in_doubt
-            ) from None
+        status, body = await self._exchange.send(
+            operation, route.method, url, in_doubt=in_doubt, timeout=timeout, **kwargs
+        )
         return self._answer(operation, status, body, in_doubt)
 
     async def close(self) -> None:
         """Close the session and its pooled connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._exchange.close()
 
     def _open(self) -> aiohttp.ClientSession:
-        # Made on first use: a session belongs to the running event loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self.pool_size,
-                    ssl=self.ssl_context if self.ssl_context is not None else True,
-                ),
-                headers={"Accept": _JSON},
-            )
-        return self._session
+        return self._exchange.open()
 
     def _url(self, route: HttpRoute, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         fields = route.path_fields
@@ -222,32 +344,10 @@ class HttpConnector:
         rest = {k: v for k, v in request.items() if k not in values}
         return self.base_url + route.path.format_map(values), rest
 
-    async def _read(
-        self, response: aiohttp.ClientResponse, operation: str, in_doubt: bool
-    ) -> bytes:
-        declared = response.content_length
-        if declared is not None and declared > self.max_response_bytes:
-            raise self._error(BackendBadResponse, operation, "answer too large", in_doubt)
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            body += chunk
-            if len(body) > self.max_response_bytes:
-                raise self._error(BackendBadResponse, operation, "answer too large", in_doubt)
-        return bytes(body)
-
     def _answer(
         self, operation: str, status: int, body: bytes, in_doubt: bool
     ) -> Mapping[str, Any]:
-        if status in (429, 503):
-            raise self._error(BackendUnavailable, operation, f"HTTP {status}", False, status)
-        if status == 504:
-            raise self._error(BackendTimeout, operation, "HTTP 504", in_doubt, status)
-        if status >= 500:
-            raise self._error(BackendUnavailable, operation, f"HTTP {status}", in_doubt, status)
-        if 400 <= status < 500:
-            in_doubt = False  # the back end refused the request as it stood
-        elif not 200 <= status < 300:
-            raise self._error(BackendBadResponse, operation, f"HTTP {status}", in_doubt, status)
+        in_doubt = self._exchange.check_status(operation, status, in_doubt)
         answer = self._decode(operation, status, body, in_doubt)
         if status >= 400:
             raise BackendRejected(
@@ -265,29 +365,14 @@ class HttpConnector:
         try:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise self._error(BackendBadResponse, operation, "not JSON", in_doubt, status) from None
+            raise self._exchange.error(
+                BackendBadResponse, operation, "not JSON", in_doubt, status
+            ) from None
         if not isinstance(answer, dict):
-            raise self._error(BackendBadResponse, operation, "not a JSON object", in_doubt, status)
+            raise self._exchange.error(
+                BackendBadResponse, operation, "not a JSON object", in_doubt, status
+            )
         return answer
-
-    def _error(
-        self,
-        kind: type[ConnectorError],
-        operation: str,
-        reason: str,
-        in_doubt: bool,
-        status: int | None = None,
-    ) -> ConnectorError:
-        details: dict[str, Any] = {"reason": reason}
-        if status is not None:
-            details["status"] = status
-        return kind(
-            f"back end {self.name}, {operation}: {reason}",
-            backend=self.name,
-            operation=operation,
-            in_doubt=in_doubt,
-            details=details,
-        )
 
 
 def _query(fields: Mapping[str, Any]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from channelhub.connectors.base import BackendNotConfigured, Connector, Operatio
 from channelhub.connectors.fixed.connector import FixedConnector
 from channelhub.connectors.http import HttpConnector
 from channelhub.connectors.iso8583 import Iso8583Connector
+from channelhub.connectors.iso20022 import Iso20022Connector
 from channelhub.connectors.settings import ConnectorKind, ConnectorSettings
 from channelhub.governance.breaker import CircuitBreaker
 from channelhub.governance.resilience import ResilientConnector, RetryPolicy
@@ -27,6 +28,7 @@ BUILDERS: dict[ConnectorKind, ConnectorBuilder] = {
     "http": HttpConnector.from_settings,
     "fixed": FixedConnector.from_settings,
     "iso8583": Iso8583Connector.from_settings,
+    "iso20022": Iso20022Connector.from_settings,
 }
 
 

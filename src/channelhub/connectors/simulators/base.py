@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from channelhub.kit.logging import get_logger
 
-__all__ = ["FaultsLike", "SimulatedServer", "serve_forever"]
+__all__ = ["FaultsLike", "SimulatedServer", "Simulator", "serve_forever"]
 
 
 class FaultsLike(Protocol):
@@ -28,6 +28,20 @@ class FaultsLike(Protocol):
 
 
 FaultsT = TypeVar("FaultsT", bound=FaultsLike)
+
+
+class Simulator(Protocol):
+    """What the command line needs of any simulator, TCP or HTTP: its kind, its faults, and
+    to start and close it."""
+
+    kind: ClassVar[str]
+
+    @property
+    def faults(self) -> FaultsLike: ...
+
+    async def start(self, host: str = ..., port: int = ...) -> tuple[str, int]: ...
+
+    async def close(self) -> None: ...
 
 
 class SimulatedServer(Generic[FaultsT]):
@@ -134,7 +148,7 @@ class SimulatedServer(Generic[FaultsT]):
                 await self._stopped.wait()
 
 
-async def serve_forever(simulator: SimulatedServer[Any]) -> None:
+async def serve_forever(simulator: Simulator) -> None:
     """Run until cancelled, then close the simulator."""
     try:
         await asyncio.Event().wait()

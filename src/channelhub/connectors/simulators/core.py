@@ -32,11 +32,15 @@ import asyncio
 from dataclasses import dataclass, field
 from importlib import resources
 
+import yaml
+
 from channelhub.connectors.fixed.codec import Layout, Value, decode, encode, load_layouts
 from channelhub.connectors.fixed.errors import FixedDecodeError, FixedFrameError
 from channelhub.connectors.fixed.framing import Framing
 from channelhub.connectors.simulators.base import SimulatedServer, serve_forever
+from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.logging import get_logger
+from channelhub.kit.money import Money
 
 __all__ = [
     "CORE_FRAMING",
@@ -44,10 +48,12 @@ __all__ = [
     "CORE_REQUEST",
     "CORE_RESPONSE",
     "RESULTS",
+    "AccountsFileError",
     "CoreAccount",
     "CoreEntry",
     "CoreSimulator",
     "Faults",
+    "load_accounts",
     "seed_accounts",
     "serve_forever",
 ]
@@ -122,6 +128,43 @@ class Faults:
     #: Ignore requests with these transaction codes entirely: neither applied nor answered,
     #: as if lost on the way to the core.
     lose_codes: frozenset[str] = frozenset()
+
+
+class AccountsFileError(ValueError):
+    """An accounts file for the core is not a list of valid accounts; the message says where."""
+
+
+def load_accounts(text: str) -> dict[str, CoreAccount]:
+    """Read the core's accounts from YAML: a list of ``{number, holder, currency, balance}``,
+    the balance a decimal string (``"50000.00"``).
+
+    Raises:
+        AccountsFileError: not YAML, not a list, or an entry that is not a valid account.
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise AccountsFileError(f"not YAML: {getattr(error, 'problem', None) or error}") from None
+    if not isinstance(document, list) or not document:
+        raise AccountsFileError("a non-empty list of accounts {number, holder, currency, balance}")
+    accounts: dict[str, CoreAccount] = {}
+    for index, entry in enumerate(document):
+        where = f"account {index + 1}"
+        if not isinstance(entry, dict) or set(entry) != {"number", "holder", "currency", "balance"}:
+            raise AccountsFileError(f"{where}: has exactly number, holder, currency and balance")
+        number, holder, currency = entry["number"], entry["holder"], entry["currency"]
+        if not isinstance(number, str) or not number.isdigit() or len(number) > 20:
+            raise AccountsFileError(f"{where}: number is up to 20 digits, quoted")
+        if not isinstance(holder, str) or not holder or len(holder) > 40:
+            raise AccountsFileError(f"{where}: holder is a name of up to 40 characters")
+        try:
+            balance = Money.parse(entry["balance"], currency)
+        except ChannelhubError as error:
+            raise AccountsFileError(f"{where}: {error.message}") from None
+        if number in accounts:
+            raise AccountsFileError(f"{where}: number {number} appears twice")
+        accounts[number] = CoreAccount(number, holder.upper(), balance.currency, balance.minor)
+    return accounts
 
 
 def seed_accounts() -> dict[str, CoreAccount]:
