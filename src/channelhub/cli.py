@@ -21,7 +21,7 @@ from channelhub.kernel.catalog import CatalogError, definition_files, load_defin
 from channelhub.kit.errors import ChannelhubError
 
 if TYPE_CHECKING:
-    from channelhub.connectors.simulators.base import SimulatedServer
+    from channelhub.connectors.simulators.base import Simulator
 
 __all__ = ["app"]
 
@@ -1000,9 +1000,7 @@ def atm_command(
         raise typer.Exit(1)
 
 
-def _run_simulator(
-    simulator: SimulatedServer[Any], host: str, port: int, show: Callable[[], None]
-) -> None:
+def _run_simulator(simulator: Simulator, host: str, port: int, show: Callable[[], None]) -> None:
     """Start ``simulator`` on ``host``:``port``, print where it listens, what ``show`` prints
     and its faults, then run it until interrupted."""
     from channelhub.connectors.simulators.base import serve_forever
@@ -1044,17 +1042,36 @@ def simulate_core(
         bool, typer.Option("--garbage", help="Apply each request, answer bytes that do not decode.")
     ] = False,
     down: Annotated[bool, typer.Option("--down", help="Refuse every connection.")] = False,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML list of the accounts it holds ({number, holder, currency, balance}); "
+            "unset, its four seed accounts."
+        ),
+    ] = None,
 ) -> None:
     """Run a simulated mainframe core (fixed-length EBCDIC records, packed decimals) until
     interrupted."""
-    from channelhub.connectors.simulators.core import CoreSimulator, Faults
+    from channelhub.connectors.simulators.core import (
+        AccountsFileError,
+        CoreSimulator,
+        Faults,
+        load_accounts,
+    )
     from channelhub.kit.logging import configure_logging
     from channelhub.kit.money import Money
 
     # Its logs (faults, format errors) go to stderr; stdout has its address and accounts.
     configure_logging(level="INFO", json=False)
+    held = None
+    if accounts is not None:
+        try:
+            held = load_accounts(accounts.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, AccountsFileError) as error:
+            err.print(f"error: --accounts {accounts}: {error}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
     faults = Faults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
-    simulator = CoreSimulator(faults=faults)
+    simulator = CoreSimulator(held, faults=faults)
 
     def show() -> None:
         table = _table("account", "holder", "currency", "balance")
@@ -1116,6 +1133,59 @@ def simulate_switch(
             table.add_row(card.pan, card.holder, currency, shown)
         out.print(table)
         out.print(f"ceiling: {ceiling} CNY a request", highlight=False)
+
+    _run_simulator(simulator, host, port, show)
+
+
+#: The simulated clearing house's port unless told otherwise.
+CLEARING_SIMULATOR_PORT = 7020
+
+
+@simulate_app.command("clearing")
+def simulate_clearing(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
+    ] = CLEARING_SIMULATOR_PORT,
+    ceiling: Annotated[
+        str, typer.Option(help="The largest amount one transaction may carry.")
+    ] = "1000000.00",
+    slow_ms: Annotated[
+        int, typer.Option("--slow-ms", min=0, help="Delay each answer this many milliseconds.")
+    ] = 0,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Settle each pacs.008 but never answer it.")
+    ] = False,
+    garbage: Annotated[
+        bool, typer.Option("--garbage", help="Settle each request, answer bytes that are not XML.")
+    ] = False,
+    down: Annotated[bool, typer.Option("--down", help="Refuse every connection.")] = False,
+) -> None:
+    """Run a simulated ISO 20022 clearing house (pacs.008 and pacs.028 in, pacs.002 out, over
+    HTTP) until interrupted."""
+    from channelhub.connectors.simulators.clearing import ClearingFaults, ClearingSimulator
+    from channelhub.kit.logging import configure_logging
+    from channelhub.kit.money import InvalidAmount, Money
+
+    try:
+        if Money.parse(ceiling, "CNY").minor <= 0:
+            raise ValueError("a positive amount")
+    except (ValueError, InvalidAmount) as error:
+        err.print(f"error: --ceiling: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    # Its logs (faults, refused messages) go to stderr; stdout has its address and accounts.
+    configure_logging(level="INFO", json=False)
+    faults = ClearingFaults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
+    simulator = ClearingSimulator(faults=faults, ceiling=ceiling)
+
+    def show() -> None:
+        table = _table("bank (BIC)", "account", "name", "currency", "state")
+        for account in simulator.accounts.values():
+            state = "closed" if account.closed else "open"
+            table.add_row(account.bic, account.number, account.name, account.currency, state)
+        out.print(table)
+        out.print("operations: POST /pacs.008, POST /pacs.028 (answers: pacs.002)", highlight=False)
+        out.print(f"ceiling: {ceiling} a transaction", highlight=False)
 
     _run_simulator(simulator, host, port, show)
 
