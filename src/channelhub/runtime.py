@@ -23,6 +23,7 @@ from channelhub.kernel import EngineSettings, RecoveryWorker, TransactionEngine,
 from channelhub.kernel.catalog import (
     BUILTIN_CATALOG,
     Catalog,
+    CompiledBranch,
     StepRoute,
     definition_files,
     load_definitions,
@@ -47,6 +48,7 @@ __all__ = [
     "Runtime",
     "catalog_paths",
     "data_key",
+    "declared_mappings",
     "import_plugins",
     "load_catalog",
     "master_key",
@@ -87,6 +89,23 @@ def load_catalog(settings: Settings, steps: StepRegistry = registry) -> Catalog:
             definition_files(catalog_paths(settings)), steps, step_routes(settings.routes)
         )
     )
+
+
+def declared_mappings(catalog: Catalog) -> list[str]:
+    """Return the mappings the services' own ``connector.call`` steps name."""
+    found: list[str] = []
+
+    def walk(nodes: tuple[Any, ...]) -> None:
+        for node in nodes:
+            if isinstance(node, CompiledBranch):
+                walk(node.then)
+                walk(node.otherwise)
+            elif node.spec.name == "connector.call" and "mapping" in node.params:
+                found.append(str(node.params["mapping"]))
+
+    for service in catalog.all():
+        walk(service.flow)
+    return found
 
 
 def step_routes(routes: Mapping[str, str]) -> dict[str, StepRoute]:
@@ -189,7 +208,12 @@ class Runtime:
         """
         import_plugins(settings.plugins)
         catalog = load_catalog(settings)
-        backends = Backends.load(settings.connectors, settings.routes.values())
+        backends = Backends.load(
+            settings.connectors,
+            settings.routes.values(),
+            declared=declared_mappings(catalog),
+            context={"bank": {"bic": settings.bank.bic, "name": settings.bank.name}},
+        )
         db = create_engine(
             settings.database_url,
             pool_size=settings.database.pool_size,

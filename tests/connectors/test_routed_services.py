@@ -10,7 +10,6 @@ books: the core's balances and the platform's journal and limits.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,11 @@ import pytest
 from channelhub.config import Settings
 from channelhub.connectors.mapping import MappingError, resolve
 from channelhub.connectors.simulators.core import CoreAccount, CoreSimulator
-from channelhub.kernel import RecoveryWorker, journal
 from channelhub.kernel.catalog import CatalogError
 from channelhub.kernel.model import TxnStatus
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings
-from tests.limits.conftest import set_bank_limit
+from tests.connectors.conftest import journal_row, limit_used, open_limited_bank, recovery
 from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank, open_bank
 
@@ -63,47 +61,12 @@ def core_settings(
 @pytest.fixture
 async def bank(database_url: str, tmp_path: Path, core: CoreSimulator) -> AsyncIterator[Bank]:
     runtime = Runtime.build(core_settings(database_url, tmp_path, core))
-    at_bank_time(runtime, 14)  # the default night rule must not ask for a step-up
-    seeded = await open_bank(runtime)
-    await set_bank_limit(
-        runtime,
-        level="global",
-        scope="transfer.outgoing",
-        currency="CNY",
-        period="daily",
-        amount="50000.00",
-    )
+    seeded = await open_limited_bank(runtime)
     for who, balance in (("alice", ALICE_ON_CORE), ("bob", BOB_ON_CORE)):
         number = seeded.accounts[f"{who}.CNY"]
         core.accounts[number] = CoreAccount(number, who.upper(), "CNY", balance)
     yield seeded
     await runtime.close()
-
-
-def recovery(runtime: Runtime) -> RecoveryWorker:
-    """The node's recovery worker, a minute ahead of the node (every lease has run out)."""
-    later = runtime.engine.clock() + dt.timedelta(minutes=1)
-    return RecoveryWorker(
-        sessions=runtime.sessions,
-        catalog=lambda: runtime.catalog,
-        registry=runtime.engine.runner.registry,
-        settings=runtime.engine.settings,
-        services=runtime.engine.services,
-        clock=lambda: later,
-    )
-
-
-async def journal_row(bank: Bank, txn_id: Any) -> Any:
-    async with bank.runtime.sessions() as session:
-        return await journal.get(session, txn_id)
-
-
-async def limit_used(bank: Bank) -> str:
-    """What alice has used today of her outgoing-transfer limits (the first one listed)."""
-    listed = await bank.call("alice", "limit.list", {})
-    used = {str(e["used"]) for e in listed.data["limits"] if e["currency"] == "CNY"}
-    assert len(used) == 1, listed.data
-    return used.pop()
 
 
 # --- the happy paths ---------------------------------------------------------------------

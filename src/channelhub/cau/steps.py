@@ -236,6 +236,16 @@ async def transfer_prepare(ctx: StepContext, params: Mapping[str, Any]) -> Mappi
     return plan
 
 
+@registry.step("cau.interbank.prepare")
+async def interbank_prepare(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Check a transfer to another bank (ownership, status, currency) and plan its debit into
+    the clearing account, with the product's fee."""
+    plan = await transfers.plan_interbank(ctx.session, ctx.request.principal, ctx.request.payload)
+    ctx.data["fee"] = _decimal(plan["fee_minor"], plan["currency"])
+    ctx.data["currency"] = plan["currency"]
+    return plan
+
+
 @registry.step("cau.card_payment.prepare")
 async def card_payment_prepare(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """Check a card payment from one of the acting customer's accounts and plan its legs."""

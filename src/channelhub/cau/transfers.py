@@ -36,7 +36,13 @@ from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.money import InvalidAmount, Money
 from channelhub.ledger import service as ledger
 
-__all__ = ["plan_card_payment", "plan_term_deposit", "plan_term_deposit_close", "plan_transfer"]
+__all__ = [
+    "plan_card_payment",
+    "plan_interbank",
+    "plan_term_deposit",
+    "plan_term_deposit_close",
+    "plan_transfer",
+]
 
 
 #: Account types money may be transferred from and to.
@@ -119,6 +125,61 @@ async def plan_transfer(
         "to_account": target,
         "currency": money.currency,
         "fee_minor": fee,
+    }
+
+
+async def plan_interbank(
+    session: AsyncSession, principal: Principal, payload: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Check a transfer to an account at another bank and return its plan: the customer's
+    account pays the amount into the clearing account of its currency (which settles with the
+    clearing house) and the product's ``transfer.interbank`` fee into fee income.
+
+    Raises:
+        InvalidAmount, AccountNotFound, NotYours, AccountInactive, CurrencyMismatch: each
+            naming the account or field at fault.
+    """
+    money = _positive_amount(payload)
+    source = str(payload["from_account"])
+    customer_id = acting_customer_id(principal)
+    debit = await repository.account(session, source)
+    if debit is None:
+        raise AccountNotFound(
+            "no such account", details={"account": source, "field": "from_account"}
+        )
+    ensure_owned(principal, customer_id, debit.customer_id, "account", source)
+    require_active(debit, currency=money.currency)
+    if debit.product_type not in TRANSFERABLE:
+        raise AccountInactive(
+            f"a {debit.product_type} account cannot take part in a transfer",
+            details={"account": source, "type": debit.product_type},
+        )
+    holder = await repository.customer(session, debit.customer_id)
+    parameters = ProductParameters.model_validate(debit.product_parameters)
+    fee = fee_for(parameters.fees.get("transfer.interbank"), money.minor, money.currency)
+    creditor = str(payload["creditor_account"])
+    memo = str(payload.get("memo") or "")
+    clearing = ledger.gl_code("clearing", money.currency)
+    legs = [
+        _leg(source, -money.minor, money.currency, memo or f"Transfer to {creditor}", creditor),
+        _leg(
+            clearing, money.minor, money.currency, f"Outgoing credit transfer from {source}", source
+        ),
+    ]
+    if fee:
+        legs += [
+            _leg(source, -fee, money.currency, "Fee: transfer.interbank", None),
+            _leg(ledger.gl_code("fee_income", money.currency), fee, money.currency, source, source),
+        ]
+    return {
+        "kind": "transfer",
+        "description": memo or "Interbank transfer",
+        "legs": legs,
+        "from_account": source,
+        "currency": money.currency,
+        "fee_minor": fee,
+        # What the pacs.008 says of the debtor: the account holder's name as the bank knows it.
+        "debtor_name": (holder.name if holder is not None else "")[:140],
     }
 
 

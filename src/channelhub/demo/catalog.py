@@ -72,7 +72,10 @@ PRODUCTS: tuple[dict[str, Any], ...] = (
         "CNY",
         {
             "interest_rate_bps": 10,
-            "fees": {"transfer.internal": {"rate_bps": 10, "minimum": "2.00", "maximum": "50.00"}},
+            "fees": {
+                "transfer.internal": {"rate_bps": 10, "minimum": "2.00", "maximum": "50.00"},
+                "transfer.interbank": {"rate_bps": 10, "minimum": "5.00", "maximum": "100.00"},
+            },
         },
     ),
     _product(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from channelhub.connectors.base import BackendNotConfigured, BackendRejected, Operation
@@ -52,26 +53,56 @@ class Route:
 class Backends:
     """The node's back ends and the mappings its services reach them through."""
 
-    def __init__(self, registry: BackendRegistry, routes: MappingABC[str, Route]) -> None:
+    def __init__(
+        self,
+        registry: BackendRegistry,
+        routes: MappingABC[str, Route],
+        *,
+        context: MappingABC[str, Any] | None = None,
+        unconfigured: MappingABC[str, str] | None = None,
+    ) -> None:
         self.registry = registry
         self.routes = dict(routes)
+        #: What every mapping may read under ``context`` besides the transaction's own facts
+        #: (the bank's BIC and name ...).
+        self.context: dict[str, Any] = dict(context or {})
+        #: Mappings a service names whose back end this node does not configure, with why.
+        self.unconfigured = dict(unconfigured or {})
 
     @classmethod
     def load(
-        cls, connectors: MappingABC[str, ConnectorSettings], mappings: Iterable[str]
+        cls,
+        connectors: MappingABC[str, ConnectorSettings],
+        mappings: Iterable[str],
+        *,
+        declared: Iterable[str] = (),
+        context: MappingABC[str, Any] | None = None,
     ) -> Backends:
-        """Load and check ``mappings`` (bundled names or files) against ``connectors``.
+        """Load and check ``mappings`` (bundled names or files: the routes) and ``declared``
+        (those service definitions name) against ``connectors``.
+
+        A declared mapping whose back end is not configured is not an error: its service
+        answers ``BACKEND_NOT_CONFIGURED`` until it is. A route to such a back end is.
 
         Raises:
-            MappingError: a mapping does not load, names a back end that is not configured, or
-                does not match its back end (protocol, framing, an operation's idempotency).
+            MappingError: a mapping does not load, a routed one names a back end that is not
+                configured, or one does not match its back end (protocol, framing, an
+                operation's idempotency).
         """
         registry = BackendRegistry(connectors)
         routes: dict[str, Route] = {}
-        for reference in mappings:
-            if reference in routes:
+        unconfigured: dict[str, str] = {}
+        routed = list(mappings)
+        for reference in [*routed, *declared]:
+            if reference in routes or reference in unconfigured:
                 continue
             mapping = load_mapping(resolve(reference))
+            if mapping.backend not in connectors and reference not in routed:
+                unconfigured[reference] = (
+                    f"back end {mapping.backend!r} (mapping {Path(mapping.name).stem}) is not "
+                    f"configured on this node: [connectors.{mapping.backend}]"
+                )
+                continue
             inquiry = reversal = None
             if mapping.inquiry is not None:
                 inquiry = load_mapping(follow_up_path(mapping.name, mapping.inquiry))
@@ -81,7 +112,7 @@ class Backends:
                 if each is not None:
                     _check(each, connectors)
             routes[reference] = Route(mapping, inquiry, reversal)
-        backends = cls(registry, routes)
+        backends = cls(registry, routes, context=context, unconfigured=unconfigured)
         backends._declare_operations()
         return backends
 
@@ -93,6 +124,8 @@ class Backends:
         """
         route = self.routes.get(reference)
         if route is None:
+            if reference in self.unconfigured:
+                raise BackendNotConfigured(self.unconfigured[reference], backend="", operation="")
             raise BackendNotConfigured(
                 f"no mapping {reference!r} is loaded on this node", backend="", operation=""
             )

@@ -8,9 +8,10 @@ inquiry — and the recovery worker keeps asking until the back end can say; its
 ``connector.reverse`` undoes the call with the mapping's reversal.
 
 The document a mapping reads is ``{"input": <the payload>, "context": {"txn_id", "now",
-"channel", "principal"}, "outputs": <earlier steps' outputs>, "original": <this step's output,
-for a reversal>}``. In recovery the payload is gone (it is never stored): an inquiry or a
-reversal finds the original by its reference, made from the transaction id.
+"channel", "principal", "bank": {"bic", "name"}}, "outputs": <earlier steps' outputs>,
+"original": <this step's output, for a reversal>}``. In recovery the payload is gone (it is
+never stored): an inquiry or a reversal finds the original by its reference, made from the
+transaction id.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def _document(ctx: StepContext, *, original: MappingABC[str, Any] | None = None)
         now=ctx.now,
         channel=ctx.request.channel,
         principal={"kind": principal.kind.value, "id": principal.id or ""},
+        **_backends(ctx).context,
     )
     document["outputs"] = dict(ctx.outputs)
     document["original"] = dict(original or {})

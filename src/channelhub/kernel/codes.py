@@ -184,6 +184,13 @@ _TABLE: tuple[ErrorCode, ...] = (
         "该渠道不提供此服务",
     ),
     ErrorCode("NOT_FOUND", 404, "25", "The record does not exist", "记录不存在"),
+    ErrorCode(
+        "PAYMENT_REJECTED",
+        422,
+        "05",
+        "The beneficiary's bank or the clearing house refused the payment",
+        "收款行或清算机构拒绝了该笔汇款",
+    ),
     # Conflicts with an earlier request.
     ErrorCode(
         "IDEMPOTENCY_KEY_REUSED",
