@@ -20,6 +20,7 @@ from channelhub.kernel.catalog import (
     load_definitions,
 )
 from channelhub.kernel.errors import ServiceNotOnChannel, UnknownService, ValidationFailed
+from channelhub.runtime import import_plugins
 from tests.support import flow_steps  # registers the test steps
 
 assert flow_steps
@@ -54,6 +55,7 @@ def _problems(tmp_path: Path, text: str) -> list[str]:
 
 
 def test_builtin_catalog_loads() -> None:
+    import_plugins([])  # the built-in services' steps register when their modules load
     services = load_definitions(definition_files([BUILTIN_CATALOG]), registry)
     assert {s.id for s in services} >= {"system.echo", "system.time"}
 
