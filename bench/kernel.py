@@ -108,6 +108,10 @@ class BenchError(Exception):
 class Server:
     """A server subprocess in its own process group, with stdout and stderr kept in files."""
 
+    #: What the server prints once it listens; group 1 becomes ``base_url``. A subclass for a
+    #: server that announces itself differently (a simulator) sets its own.
+    listening: re.Pattern[str] = LISTENING
+
     def __init__(self, target: Target, workdir: Path) -> None:
         """Start ``target`` and wait until it prints the address it listens on."""
         self.target = target
@@ -132,7 +136,7 @@ class Server:
     def _wait_for_address(self) -> str:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            match = LISTENING.search(self.stdout_path.read_text(errors="replace"))
+            match = self.listening.search(self.stdout_path.read_text(errors="replace"))
             if match:
                 return match.group(1)
             if self.process.poll() is not None:

@@ -18,6 +18,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from channelhub.config import Settings
+from channelhub.connectors.mapping import load_mapping
+from channelhub.connectors.mapping import resolve as resolve_mapping
 from channelhub.governance.backends import Backends
 from channelhub.kernel import EngineSettings, RecoveryWorker, TransactionEngine, registry
 from channelhub.kernel.catalog import (
@@ -92,7 +94,7 @@ def load_catalog(settings: Settings, steps: StepRegistry = registry) -> Catalog:
 
 
 def declared_mappings(catalog: Catalog) -> list[str]:
-    """Return the mappings the services' own ``connector.call`` steps name."""
+    """Return the mappings the services' own ``connector.*`` steps name."""
     found: list[str] = []
 
     def walk(nodes: tuple[Any, ...]) -> None:
@@ -100,7 +102,7 @@ def declared_mappings(catalog: Catalog) -> list[str]:
             if isinstance(node, CompiledBranch):
                 walk(node.then)
                 walk(node.otherwise)
-            elif node.spec.name == "connector.call" and "mapping" in node.params:
+            elif node.spec.name.startswith("connector.") and "mapping" in node.params:
                 found.append(str(node.params["mapping"]))
 
     for service in catalog.all():
@@ -110,11 +112,20 @@ def declared_mappings(catalog: Catalog) -> list[str]:
 
 def step_routes(routes: Mapping[str, str]) -> dict[str, StepRoute]:
     """Return what each routed service's back-end step becomes: a call through its mapping,
-    undone by the mapping's reversal."""
-    return {
-        service: StepRoute("connector.call", {"mapping": mapping}, "connector.reverse")
-        for service, mapping in routes.items()
-    }
+    undone by the mapping's reversal; or, through an idempotent mapping, an inquiry that
+    needs no undoing.
+
+    Raises:
+        MappingError: a routed mapping does not load.
+    """
+    found: dict[str, StepRoute] = {}
+    for service, reference in routes.items():
+        params = {"mapping": reference}
+        if load_mapping(resolve_mapping(reference)).idempotent:
+            found[service] = StepRoute("connector.inquire", params)
+        else:
+            found[service] = StepRoute("connector.call", params, "connector.reverse")
+    return found
 
 
 def data_key(settings: Settings) -> bytes:

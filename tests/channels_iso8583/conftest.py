@@ -61,6 +61,11 @@ class AtmNode:
             result: Any = await session.execute(text(statement), params)
             return result.all() if result.returns_rows else []
 
+    async def held(self, account: str) -> int:
+        """Return what the ledger holds on an account, in minor units."""
+        rows = await self.sql("SELECT held_minor FROM ledger_accounts WHERE code = :a", a=account)
+        return int(rows[0][0])
+
     def pan_hash(self, pan: str) -> str:
         """Return the keyed hash a card number is stored as."""
         return pan_fingerprint(data_key(self.settings), pan)

@@ -82,14 +82,14 @@ async def test_authorization_then_reversal_releases_the_hold(atm: AtmNode) -> No
         assert (answer.fields["t"], answer.code) == ("0110", "00"), answer.fields
         assert answer.balances["02"] == ("CNY", ledger - 30_000)
         assert await atm.bank.balance(account) == ledger  # held, not moved
-        assert await _held(atm, account) == 30_000
+        assert await atm.held(account) == 30_000
         reversal = await device.send(device.reversal(authorization))
         assert (reversal.fields["t"], reversal.code, reversal.mac_ok) == ("0410", "00", True)
-        assert await _held(atm, account) == 0
+        assert await atm.held(account) == 0
         # Repeated (a new STAN, as an ATM's advice repeat): the same answer, nothing more.
         repeat = await device.send(device.reversal(authorization, repeat=True))
         assert (repeat.fields["t"], repeat.code) == ("0430", "00")
-    assert await _held(atm, account) == 0
+    assert await atm.held(account) == 0
     assert await atm.bank.balance(account) == ledger
     statuses = await atm.sql("SELECT service_id, status FROM transactions ORDER BY created_at")
     assert ("card.authorize", "reversed") in [tuple(row) for row in statuses]
@@ -204,11 +204,6 @@ async def test_insufficient_funds_and_a_foreign_account(atm: AtmNode) -> None:
     assert await atm.bank.balance(account) == before
 
 
-async def _held(atm: AtmNode, account: str) -> int:
-    rows = await atm.sql("SELECT held_minor FROM ledger_accounts WHERE code = :a", a=account)
-    return int(rows[0][0])
-
-
 async def test_withdrawal_then_its_reversal(atm: AtmNode) -> None:
     account = await atm.account_of(ALICE_PAN)
     before = await atm.bank.balance(account)
@@ -292,18 +287,18 @@ async def test_an_authorization_nobody_completes_is_released_after_its_hold_peri
     async with atm.connected("POS00001") as device:
         authorization = device.financial("authorize", pan=BOB_PAN, pin=PIN, amount_minor=25_000)
         assert (await device.send(dict(authorization))).code == "00"
-        assert await _held(atm, account) == 25_000
+        assert await atm.held(account) == 25_000
         # Within its hold period the sweep leaves it alone.
         assert await release_expired_authorizations(engine, hold_days=7, now=utc_now()) == 0
-        assert await _held(atm, account) == 25_000
+        assert await atm.held(account) == 25_000
         # Eight days on, the sweep (of any node) releases it, once.
         later = utc_now() + dt.timedelta(days=8)
         assert await release_expired_authorizations(engine, hold_days=7, now=later) == 1
         assert await release_expired_authorizations(engine, hold_days=7, now=later) == 0
-        assert await _held(atm, account) == 0
+        assert await atm.held(account) == 0
         # The merchant's late reversal gets the sweep's answer and undoes nothing more.
         assert (await device.send(device.reversal(authorization))).code == "00"
-    assert await _held(atm, account) == 0
+    assert await atm.held(account) == 0
     assert await atm.bank.balance(account) == ledger
     statuses = await atm.sql("SELECT service_id, status FROM transactions ORDER BY created_at")
     assert ("card.authorize", "reversed") in [tuple(row) for row in statuses]

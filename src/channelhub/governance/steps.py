@@ -1,17 +1,18 @@
-"""Flow steps that call a back end through a mapping (docs/connectors.md, "Services on an
-external back end").
+"""Flow steps that call a back end through a mapping (docs/connectors.md, "Services on an external
+back end").
 
 ``connector.call`` sends the service's canonical request as the mapping says and puts the
-canonical response in the transaction's data. When its answer never comes after a
-money-changing request, the kernel asks its resolution at once — the mapping's status
-inquiry — and the recovery worker keeps asking until the back end can say; its compensation
-``connector.reverse`` undoes the call with the mapping's reversal.
+canonical response in the transaction's data; ``connector.inquire`` does the same through an
+idempotent mapping (an inquiry), which changes nothing on the back end. When its answer never
+comes after a money-changing request, the kernel asks its resolution at once — the mapping's
+status inquiry — and the recovery worker keeps asking until the back end can say; its
+compensation ``connector.reverse`` undoes the call with the mapping's reversal.
 
 The document a mapping reads is ``{"input": <the payload>, "context": {"txn_id", "now",
 "channel", "principal", "bank": {"bic", "name"}}, "outputs": <earlier steps' outputs>,
-"original": <this step's output, for a reversal>}``. In recovery the payload is gone (it is
-never stored): an inquiry or a reversal finds the original by its reference, made from the
-transaction id.
+"original": <this step's output, for a reversal>, "sensitive": {"pan"}}``. In recovery the
+payload is gone (it is never stored): an inquiry or a reversal finds the original by its
+reference, made from the transaction id.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from channelhub.kernel.steps import OutcomeUnknown, Resolution, StepContext, reg
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.logging import get_logger
 
-__all__ = ["call_backend", "resolve_backend", "reverse_backend"]
+__all__ = ["call_backend", "inquire_backend", "resolve_backend", "reverse_backend"]
 
 log = get_logger(__name__)
 
@@ -37,6 +38,17 @@ DONE, NOT_DONE = "done", "not_done"
 @registry.step("connector.call", mutates=True, external=True)
 async def call_backend(ctx: StepContext, params: MappingABC[str, Any]) -> MappingABC[str, Any]:
     """Call a back end through a mapping; its canonical response joins the service's data."""
+    return await _call(ctx, params)
+
+
+@registry.step("connector.inquire", external=True)
+async def inquire_backend(ctx: StepContext, params: MappingABC[str, Any]) -> MappingABC[str, Any]:
+    """Ask a back end through an idempotent mapping (a balance): it changes nothing there, so
+    it needs no compensation and may run inside the flow's database transaction."""
+    return await _call(ctx, params)
+
+
+async def _call(ctx: StepContext, params: MappingABC[str, Any]) -> MappingABC[str, Any]:
     backends = _backends(ctx)
     mapping = backends.route(str(params["mapping"])).mapping
     try:
@@ -121,6 +133,8 @@ def _document(ctx: StepContext, *, original: MappingABC[str, Any] | None = None)
     )
     document["outputs"] = dict(ctx.outputs)
     document["original"] = dict(original or {})
+    # The card number of a card-present transaction, for a switch; absent in recovery.
+    document["sensitive"] = dict(ctx.request.sensitive)
     return document
 
 

@@ -135,7 +135,9 @@ class FlowRunner:
         atomic: bool,
     ) -> None:
         started = time.perf_counter()
-        if node.spec.external:
+        if node.spec.external and node.spec.mutates:
+            # What is committed is recoverable: "calling" means "may have happened". An
+            # inquiry changes nothing elsewhere and needs no such mark.
             entry["state"] = CALLING
             await checkpoint(step_log)
         # In a flow that calls out, a state-changing local step runs under a savepoint so that,

@@ -114,6 +114,9 @@ class TransactionRequest:
     source_address: str | None = None
     locale: str = "en"
     step_up: StepUpProof | None = field(default=None, repr=False)
+    #: What a back end may need that is never stored, hashed, logged or echoed: the card
+    #: number of a card-present transaction (``pan``), for a switch authorizing it.
+    sensitive: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

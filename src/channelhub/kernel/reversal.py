@@ -36,8 +36,13 @@ class ReversalFailed(ChannelhubError):
     """A step of the original could not be undone; nothing of the reversal is kept."""
 
 
-async def _no_checkpoint(step_log: StepLog) -> None:
-    raise ReversalFailed("a step that calls another system cannot be reversed in place")
+async def _in_place(step_log: StepLog) -> None:
+    """Run a compensation that calls another system (a card switch's reversal) in place,
+    inside the reversal's database transaction: there is nothing to checkpoint, since the
+    claim and the reversal's journal row commit together after it. If that commit fails, the
+    other system has undone the step and the original still reads succeeded; the channel's
+    repeat (an 0420 advice) claims it again and runs the compensation again, which every
+    compensation must take (it is safe to run when the effect is already undone)."""
 
 
 @registry.step("txn.reverse")
@@ -82,7 +87,7 @@ async def reverse(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, A
 async def _undo(ctx: StepContext, row: Any) -> None:
     step_log: StepLog = [dict(entry) for entry in row.step_log]
     original = _original_context(ctx, row)
-    if not await FlowRunner(registry).compensate(original, step_log, _no_checkpoint):
+    if not await FlowRunner(registry).compensate(original, step_log, _in_place):
         raise ReversalFailed("a step of the original transaction could not be undone")
     ctx.undo_outside.extend(original.undo_outside)
     await journal.set_step_log(ctx.session, row.id, step_log, now=ctx.now)

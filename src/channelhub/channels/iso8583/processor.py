@@ -220,6 +220,8 @@ class MessageProcessor:
                 principal=principal,
                 payload=payload,
                 idempotency_key=key,
+                # For a card switch the card's service may be routed to; never stored.
+                sensitive={"pan": pan},
             )
         )
         if result.ok:

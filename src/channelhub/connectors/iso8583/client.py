@@ -74,6 +74,9 @@ OPERATIONS: dict[str, SwitchOperation] = {
     "withdraw": SwitchOperation("0200", "010000", moves_money=True),
     "purchase": SwitchOperation("0200", "000000", moves_money=True),
     "authorize": SwitchOperation("0100", "000000", moves_money=True),
+    # Undo an earlier request, named by field 90 or by its retrieval reference number (37):
+    # sending it again is harmless, so an unanswered one is not itself reversed.
+    "reverse": SwitchOperation("0400"),
 }
 
 #: Fields the connector owns: the MTI, the transmission date-time and the STAN it matches

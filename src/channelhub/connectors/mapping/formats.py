@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from channelhub.kit import iso8583
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.money import Money
 
@@ -80,6 +81,24 @@ def _amount_decimal(value: Any, args: FormatArgs) -> str:
         return Money(value, _currency(args)).to_decimal_string()
     except ChannelhubError as error:
         raise FormatProblem(error.message, error.code) from None
+
+
+def _iso8583_balance(amount_type: str) -> Callable[[Any, FormatArgs], str]:
+    """Read one balance of an ISO 8583 field 54 (additional amounts): ``01`` ledger, ``02``
+    available, each 20 characters of account type, amount type, numeric currency, C or D and
+    12 digits; returned as a decimal string in that currency."""
+
+    def read(value: Any, args: FormatArgs) -> str:
+        found = iso8583.balances_of(_text(value)).get(amount_type)
+        if found is None:
+            raise FormatProblem(f"field 54 holds no amount of type {amount_type}")
+        currency, minor = found
+        try:
+            return Money(minor, currency).to_decimal_string()
+        except ChannelhubError as error:
+            raise FormatProblem(error.message, error.code) from None
+
+    return read
 
 
 def _date(value: Any, args: FormatArgs) -> str:
@@ -179,6 +198,8 @@ FORMATTERS: dict[str, Formatter] = {
         Formatter("integer", _integer, int),
         Formatter("code", _code, str, required=("table",), optional=("otherwise",)),
         Formatter("reference", _reference, str, optional=("length",)),
+        Formatter("iso8583_ledger", _iso8583_balance("01"), str),
+        Formatter("iso8583_available", _iso8583_balance("02"), str),
     )
 }
 

@@ -15,15 +15,17 @@ card              holder       available
 
 - 0800: 0810 with 39 ``00``.
 - 0100 / 0200: processing code 31 (balance) answers ``00`` with field 54; 00 (purchase,
-  authorize) and 01 (withdraw) approve with ``00`` and an authorization code (field 38),
-  taking the amount off the card, or decline with ``51`` above the per-transaction ceiling or
-  the card's available amount; ``14`` for a card it does not know, ``13`` for a zero amount or
-  another currency, ``12`` for another processing code, ``30`` when a field is missing, ``94``
-  for a request it has already seen. It remembers each by terminal (41), STAN (11) and
-  transmission date-time (7).
+  authorize) and 01 (withdraw) approve with ``00``, an authorization code (field 38) and the
+  card's balances after it (field 54), taking the amount off the card, or decline with ``51``
+  above the per-transaction ceiling or the card's available amount; ``14`` for a card it does
+  not know, ``13`` for a zero amount or another currency, ``12`` for another processing code,
+  ``30`` when a field is missing, ``94`` for a request it has already seen. It remembers each
+  by terminal (41), STAN (11) and transmission date-time (7).
 - 0400 / 0420: reverses the original named by field 90 (MTI, STAN, transmission date-time),
-  putting the amount back; idempotent (``00`` again). An original it never saw answers ``25``
-  and is remembered, so that the original, arriving late, is refused with ``94``.
+  or, without field 90, the one the same terminal (41) sent with the same retrieval reference
+  number (37), putting the amount back; idempotent (``00`` again). An original it never saw
+  answers ``25`` and is remembered, so that the original, arriving late, is refused with
+  ``94``.
 
 Requests are applied as they arrive, in order; only the answers wait. Faults, at start or at
 run time (``set_faults``): ``slow_ms`` delays each answer, ``drop`` applies 0100/0200 requests
@@ -124,6 +126,8 @@ class _Book:
     cards: dict[str, SwitchCard]
     ceiling: int
     records: dict[tuple[str, str, str], SwitchRecord] = field(default_factory=dict)
+    #: The same records by terminal and retrieval reference number (field 37), when given.
+    by_reference: dict[tuple[str, str], SwitchRecord] = field(default_factory=dict)
     authorizations: int = 0
 
     def process(self, request: dict[str, str]) -> dict[str, str] | None:
@@ -145,11 +149,14 @@ class _Book:
 
     def _authorize(self, request: dict[str, str]) -> dict[str, str]:
         key = (request.get("41", ""), request["11"], request["7"])
-        if key in self.records:
+        reference = (key[0], request["37"]) if "37" in request else None
+        if key in self.records or (reference is not None and reference in self.by_reference):
             return {"39": "94"}
         processing = request.get("3", "")[:2]
         record = SwitchRecord(*key, mti=request["t"], response_code="30")
         self.records[key] = record
+        if reference is not None:
+            self.by_reference[reference] = record
         card = self.cards.get(request.get("2", ""))
         if "2" not in request or "3" not in request:
             return {"39": "30"}
@@ -181,11 +188,17 @@ class _Book:
             record.amount, record.status = amount, "approved"
             record.response_code = "00"
             record.authorization = f"{self.authorizations % 1_000_000:06d}"
-            return {"39": "00", "38": record.authorization}
+            currency = wire.CURRENCIES.get(card.currency, card.currency)
+            balances = wire.additional_amounts(
+                currency, ledger_minor=card.available, available_minor=card.available
+            )
+            return {"39": "00", "38": record.authorization, "54": balances}
         return {"39": record.response_code}
 
     def _reverse(self, request: dict[str, str]) -> str:
         original = request.get("90", "")
+        if not original and "37" in request:
+            return self._reverse_by_reference(request.get("41", ""), request["37"])
         if len(original) < 20 or not original[:20].isdigit():
             return "30"
         mti, stan, transmission = original[:4], original[4:10], original[10:20]
@@ -195,6 +208,20 @@ class _Book:
             # Remember it: the original, if still on its way, must not be approved after this.
             self.records[key] = SwitchRecord(*key, mti=mti, response_code="25", status="reversed")
             return "25"
+        return self._undo(record)
+
+    def _reverse_by_reference(self, terminal: str, reference: str) -> str:
+        """Reverse the original this terminal sent with retrieval reference ``reference``;
+        one never seen is remembered, so that it is refused should it still arrive."""
+        record = self.by_reference.get((terminal, reference))
+        if record is None:
+            self.by_reference[(terminal, reference)] = SwitchRecord(
+                terminal, "", "", mti="", response_code="25", status="reversed"
+            )
+            return "25"
+        return self._undo(record)
+
+    def _undo(self, record: SwitchRecord) -> str:
         if record.status == "approved":
             self.cards[record.pan].available += record.amount
             record.status = "reversed"
