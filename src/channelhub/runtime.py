@@ -72,6 +72,10 @@ BUILTIN_STEPS = (
 )
 
 
+#: A route to the platform's own ledger: the service runs as defined (the default).
+BUILTIN_ROUTE = "builtin"
+
+
 def import_plugins(names: list[str]) -> None:
     """Import the built-in step modules and those named in ``plugins``; they register their
     steps on import."""
@@ -120,6 +124,8 @@ def step_routes(routes: Mapping[str, str]) -> dict[str, StepRoute]:
     """
     found: dict[str, StepRoute] = {}
     for service, reference in routes.items():
+        if reference == BUILTIN_ROUTE:
+            continue
         params = {"mapping": reference}
         if load_mapping(resolve_mapping(reference)).idempotent:
             found[service] = StepRoute("connector.inquire", params)
@@ -221,7 +227,7 @@ class Runtime:
         catalog = load_catalog(settings)
         backends = Backends.load(
             settings.connectors,
-            settings.routes.values(),
+            [m for m in settings.routes.values() if m != BUILTIN_ROUTE],
             declared=declared_mappings(catalog),
             context={"bank": {"bic": settings.bank.bic, "name": settings.bank.name}},
         )

@@ -19,7 +19,7 @@ import pytest
 from channelhub.config import Settings
 from channelhub.connectors.mapping import MappingError, resolve
 from channelhub.connectors.simulators.core import CoreAccount, CoreSimulator
-from channelhub.kernel.catalog import CatalogError
+from channelhub.kernel.catalog import CatalogError, CompiledStep
 from channelhub.kernel.model import TxnStatus
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings
@@ -318,3 +318,19 @@ def test_a_mapping_framed_unlike_its_back_end_stops_the_node(
     )
     with pytest.raises(MappingError, match="4-byte prefix"):
         Runtime.build(settings)
+
+
+async def test_a_route_to_builtin_keeps_the_built_in_ledger(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(sqlite_url, tmp_path, routes={"account.balance": "builtin"})
+    runtime = Runtime.build(settings)
+    try:
+        service = runtime.catalog.get("account.balance", 1)
+        assert service is not None
+        assert [node.spec.name for node in service.flow if isinstance(node, CompiledStep)] == [
+            "cau.accounts.owned",
+            "cau.accounts.balance",
+        ]
+    finally:
+        await runtime.close()
