@@ -32,7 +32,6 @@ import os
 import re
 import secrets
 import shlex
-import signal
 import sys
 import tempfile
 import time
@@ -59,10 +58,10 @@ from kernel import (
     Target,
     _database_list,
     _int_list,
-    _raise_on_terminate,
     channelhub_target,
     postgres_database,
     run_async,
+    run_main,
     running,
     server_env,
 )
@@ -479,18 +478,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse arguments, run, and turn Ctrl-C or SIGTERM into a clean exit."""
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_terminate)
-    signal.signal(signal.SIGHUP, _raise_on_terminate)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted: every server was stopped", file=sys.stderr)
-        return 130
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    """Entry point: parse arguments and run."""
+    return run_main(parse_args(argv), run)
 
 
 if __name__ == "__main__":

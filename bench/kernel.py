@@ -524,9 +524,9 @@ def _database_list(text: str) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse arguments, run, and turn Ctrl-C or SIGTERM into a clean exit."""
-    args = parse_args(argv)
+def run_main(args: argparse.Namespace, run: Callable[[argparse.Namespace], int]) -> int:
+    """Run a benchmark, turning Ctrl-C, SIGTERM or SIGHUP into a clean exit (servers stopped)
+    and a ``BenchError`` into one line on stderr."""
     signal.signal(signal.SIGTERM, _raise_on_terminate)
     signal.signal(signal.SIGHUP, _raise_on_terminate)
     try:
@@ -537,6 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse arguments and run."""
+    return run_main(parse_args(argv), run)
 
 
 if __name__ == "__main__":

@@ -1022,26 +1022,33 @@ def _run_simulator(simulator: Simulator, host: str, port: int, show: Callable[[]
         _run(run())
 
 
+#: The options every simulator takes: where it listens, and its faults.
+SimulatorHostOption = Annotated[str, typer.Option(help="Address to listen on.")]
+SimulatorPortOption = Annotated[
+    int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
+]
+SlowMsOption = Annotated[
+    int, typer.Option("--slow-ms", min=0, help="Delay each answer this many milliseconds.")
+]
+DownOption = Annotated[bool, typer.Option("--down", help="Refuse every connection.")]
+
+
 #: The simulated core's port unless told otherwise.
 CORE_SIMULATOR_PORT = 7037
 
 
 @simulate_app.command("core")
 def simulate_core(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
-    ] = CORE_SIMULATOR_PORT,
-    slow_ms: Annotated[
-        int, typer.Option("--slow-ms", min=0, help="Delay each answer this many milliseconds.")
-    ] = 0,
+    host: SimulatorHostOption = "127.0.0.1",
+    port: SimulatorPortOption = CORE_SIMULATOR_PORT,
+    slow_ms: SlowMsOption = 0,
     drop: Annotated[
         bool, typer.Option("--drop", help="Apply each request but never answer.")
     ] = False,
     garbage: Annotated[
         bool, typer.Option("--garbage", help="Apply each request, answer bytes that do not decode.")
     ] = False,
-    down: Annotated[bool, typer.Option("--down", help="Refuse every connection.")] = False,
+    down: DownOption = False,
     accounts: Annotated[
         Path | None,
         typer.Option(
@@ -1089,23 +1096,19 @@ SWITCH_SIMULATOR_PORT = 7583
 
 @simulate_app.command("switch")
 def simulate_switch(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
-    ] = SWITCH_SIMULATOR_PORT,
+    host: SimulatorHostOption = "127.0.0.1",
+    port: SimulatorPortOption = SWITCH_SIMULATOR_PORT,
     ceiling: Annotated[
         str, typer.Option(help="The largest amount one request may take (CNY).")
     ] = "5000.00",
-    slow_ms: Annotated[
-        int, typer.Option("--slow-ms", min=0, help="Delay each answer this many milliseconds.")
-    ] = 0,
+    slow_ms: SlowMsOption = 0,
     drop: Annotated[
         bool, typer.Option("--drop", help="Apply each 0100/0200 but never answer it.")
     ] = False,
     garbage: Annotated[
         bool, typer.Option("--garbage", help="Apply each request, answer bytes that do not decode.")
     ] = False,
-    down: Annotated[bool, typer.Option("--down", help="Refuse every connection.")] = False,
+    down: DownOption = False,
 ) -> None:
     """Run a simulated card switch (ISO 8583, 2-byte length prefix) until interrupted."""
     from channelhub.connectors.simulators.switch import SwitchFaults, SwitchSimulator
@@ -1143,23 +1146,19 @@ CLEARING_SIMULATOR_PORT = 7020
 
 @simulate_app.command("clearing")
 def simulate_clearing(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
-    ] = CLEARING_SIMULATOR_PORT,
+    host: SimulatorHostOption = "127.0.0.1",
+    port: SimulatorPortOption = CLEARING_SIMULATOR_PORT,
     ceiling: Annotated[
         str, typer.Option(help="The largest amount one transaction may carry.")
     ] = "1000000.00",
-    slow_ms: Annotated[
-        int, typer.Option("--slow-ms", min=0, help="Delay each answer this many milliseconds.")
-    ] = 0,
+    slow_ms: SlowMsOption = 0,
     drop: Annotated[
         bool, typer.Option("--drop", help="Settle each pacs.008 but never answer it.")
     ] = False,
     garbage: Annotated[
         bool, typer.Option("--garbage", help="Settle each request, answer bytes that are not XML.")
     ] = False,
-    down: Annotated[bool, typer.Option("--down", help="Refuse every connection.")] = False,
+    down: DownOption = False,
 ) -> None:
     """Run a simulated ISO 20022 clearing house (pacs.008 and pacs.028 in, pacs.002 out, over
     HTTP) until interrupted."""

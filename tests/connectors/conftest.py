@@ -5,13 +5,26 @@ platform's side of the books."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
+from channelhub.connectors.simulators.clearing import ClearingSimulator
 from channelhub.kernel import RecoveryWorker, journal
 from channelhub.runtime import Runtime
 from tests.limits.conftest import set_bank_limit
 from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank, open_bank
+
+
+@pytest.fixture
+async def clearing() -> AsyncIterator[ClearingSimulator]:
+    """The simulated clearing house on a free loopback port."""
+    simulator = ClearingSimulator()
+    await simulator.start()
+    yield simulator
+    await simulator.close()
 
 
 async def open_limited_bank(runtime: Runtime) -> Bank:

@@ -24,14 +24,6 @@ from tests.support.bank import Bank
 
 
 @pytest.fixture
-async def clearing() -> AsyncIterator[ClearingSimulator]:
-    simulator = ClearingSimulator()
-    await simulator.start()
-    yield simulator
-    await simulator.close()
-
-
-@pytest.fixture
 async def bank(
     database_url: str, tmp_path: Path, clearing: ClearingSimulator
 ) -> AsyncIterator[Bank]:

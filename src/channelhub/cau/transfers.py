@@ -56,6 +56,16 @@ def _positive_amount(payload: Mapping[str, Any]) -> Money:
     return money
 
 
+def _require_transferable(row: Any, currency: str) -> None:
+    """Refuse an account that is not active in ``currency``, or of a type no transfer takes."""
+    require_active(row, currency=currency)
+    if row.product_type not in TRANSFERABLE:
+        raise AccountInactive(
+            f"a {row.product_type} account cannot take part in a transfer",
+            details={"account": row.number, "type": row.product_type},
+        )
+
+
 def _leg(
     account: str, minor: int, currency: str, narrative: str, other: str | None
 ) -> dict[str, Any]:
@@ -99,12 +109,7 @@ async def plan_transfer(
     if own_only and credit.customer_id != customer_id:
         raise NotYours("the target account is not one of yours", details={"account": target})
     for row in (debit, credit):
-        require_active(row, currency=money.currency)
-        if row.product_type not in TRANSFERABLE:
-            raise AccountInactive(
-                f"a {row.product_type} account cannot take part in a transfer",
-                details={"account": row.number, "type": row.product_type},
-            )
+        _require_transferable(row, money.currency)
     parameters = ProductParameters.model_validate(debit.product_parameters)
     fee = fee_for(parameters.fees.get(fee_service or ""), money.minor, money.currency)
     memo = str(payload.get("memo") or "")
@@ -148,12 +153,7 @@ async def plan_interbank(
             "no such account", details={"account": source, "field": "from_account"}
         )
     ensure_owned(principal, customer_id, debit.customer_id, "account", source)
-    require_active(debit, currency=money.currency)
-    if debit.product_type not in TRANSFERABLE:
-        raise AccountInactive(
-            f"a {debit.product_type} account cannot take part in a transfer",
-            details={"account": source, "type": debit.product_type},
-        )
+    _require_transferable(debit, money.currency)
     holder = await repository.customer(session, debit.customer_id)
     parameters = ProductParameters.model_validate(debit.product_parameters)
     fee = fee_for(parameters.fees.get("transfer.interbank"), money.minor, money.currency)

@@ -25,14 +25,6 @@ MakeConnector = Callable[..., Iso20022Connector]
 
 
 @pytest.fixture
-async def clearing() -> AsyncIterator[ClearingSimulator]:
-    simulator = ClearingSimulator()
-    await simulator.start()
-    yield simulator
-    await simulator.close()
-
-
-@pytest.fixture
 async def make_connector(clearing: ClearingSimulator) -> AsyncIterator[MakeConnector]:
     made: list[Iso20022Connector] = []
 
