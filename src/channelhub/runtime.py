@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from channelhub.config import Settings
-from channelhub.connectors.mapping import load_mapping
+from channelhub.connectors.mapping import MappingError, load_mapping
 from channelhub.connectors.mapping import resolve as resolve_mapping
 from channelhub.governance.backends import Backends
 from channelhub.kernel import EngineSettings, RecoveryWorker, TransactionEngine, registry
@@ -50,9 +50,9 @@ __all__ = [
     "Runtime",
     "catalog_paths",
     "data_key",
-    "declared_mappings",
     "import_plugins",
     "load_catalog",
+    "mapping_uses",
     "master_key",
     "security_config",
     "step_routes",
@@ -97,9 +97,9 @@ def load_catalog(settings: Settings, steps: StepRegistry = registry) -> Catalog:
     )
 
 
-def declared_mappings(catalog: Catalog) -> list[str]:
-    """Return the mappings the services' own ``connector.*`` steps name."""
-    found: list[str] = []
+def mapping_uses(catalog: Catalog) -> list[tuple[str, str]]:
+    """Return the mappings the services' ``connector.*`` steps name, with the step."""
+    found: list[tuple[str, str]] = []
 
     def walk(nodes: tuple[Any, ...]) -> None:
         for node in nodes:
@@ -107,7 +107,7 @@ def declared_mappings(catalog: Catalog) -> list[str]:
                 walk(node.then)
                 walk(node.otherwise)
             elif node.spec.name.startswith("connector.") and "mapping" in node.params:
-                found.append(str(node.params["mapping"]))
+                found.append((node.spec.name, str(node.params["mapping"])))
 
     for service in catalog.all():
         walk(service.flow)
@@ -127,7 +127,12 @@ def step_routes(routes: Mapping[str, str]) -> dict[str, StepRoute]:
         if reference == BUILTIN_ROUTE:
             continue
         params = {"mapping": reference}
-        if load_mapping(resolve_mapping(reference)).idempotent:
+        mapping = load_mapping(resolve_mapping(reference))
+        if mapping.service not in (None, service):
+            raise MappingError(
+                mapping.name, "service", f"is {mapping.service!r}: it cannot answer {service!r}"
+            )
+        if mapping.idempotent:
             found[service] = StepRoute("connector.inquire", params)
         else:
             found[service] = StepRoute("connector.call", params, "connector.reverse")
@@ -228,7 +233,7 @@ class Runtime:
         backends = Backends.load(
             settings.connectors,
             [m for m in settings.routes.values() if m != BUILTIN_ROUTE],
-            declared=declared_mappings(catalog),
+            uses=mapping_uses(catalog),
             context={"bank": {"bic": settings.bank.bic, "name": settings.bank.name}},
         )
         db = create_engine(

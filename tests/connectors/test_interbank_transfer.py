@@ -120,8 +120,11 @@ async def test_garbage_leaves_it_in_doubt_until_the_clearing_house_can_say(
     await asyncio.sleep(0.6)  # the circuit the garbage may have opened lets a probe through
     report = await recovery(bank.runtime).run_once()
     assert report.completed == [str(result.txn_id)]
-    fee = before - await bank.balance(alice) - 60_00
-    assert fee > 0  # the debit stands: the money did leave
+    data = (await journal_row(bank, result.txn_id)).response["data"]
+    assert data["clearing_status"] == "ACSC"
+    fee = int(data["fee"].replace(".", ""))
+    assert await bank.balance(alice) == before - 60_00 - fee  # the debit stands
+    assert "from_available_balance" in data
     assert await limit_used(bank) == "60.00"
     assert await bank.verify() == []
 

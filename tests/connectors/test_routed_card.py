@@ -5,6 +5,7 @@ switch; its reversal; and a switch that does not answer. On SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -85,6 +86,11 @@ async def test_an_unanswered_authorization_is_reversed_on_the_switch_and_decline
     assert answer.code != "00"  # declined: the switch confirmed the reversal first
     assert switch.cards[BOB_PAN].available == ON_SWITCH  # nothing stays held on the switch
     rows = await atm.sql(
-        "SELECT status, code FROM transactions WHERE service_id = 'card.authorize'"
+        "SELECT status, code, step_log FROM transactions WHERE service_id = 'card.authorize'"
     )
-    assert [tuple(row) for row in rows] == [("failed", "BACKEND_TIMEOUT")]
+    assert [tuple(row)[:2] for row in rows] == [("failed", "BACKEND_TIMEOUT")]
+    step_log = rows[0][2] if isinstance(rows[0][2], list) else json.loads(rows[0][2])
+    calls = [entry for entry in step_log if entry.get("step") == "connector.call"]
+    assert [entry.get("resolved") for entry in calls] == ["not_done"]
+    # switch-reverse reached the switch by terminal and retrieval reference number.
+    assert [record.status for record in switch.book.by_reference.values()] == ["reversed"]

@@ -10,6 +10,7 @@ books: the core's balances and the platform's journal and limits.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,7 @@ async def test_a_core_that_stays_silent_leaves_it_in_doubt_until_recovery_knows(
     assert result.code == "BACKEND_TIMEOUT"
     alice = bank.accounts["alice.CNY"]
     moved = ALICE_ON_CORE - core.balance(alice)
-    assert moved >= 70_00  # the core did apply it
+    assert moved > 70_00  # the core did apply it: the amount and the product's fee
 
     # While the core stays silent, recovery cannot tell either: still in doubt.
     report = await recovery(bank.runtime).run_once()
@@ -179,11 +180,37 @@ async def test_a_core_that_stays_silent_leaves_it_in_doubt_until_recovery_knows(
     assert row.status == "succeeded"
     assert core.balance(alice) == ALICE_ON_CORE - moved  # applied once, kept
     assert await limit_used(bank) == "70.00"
-    # The customer's retry with the same key gets the settled outcome; nothing runs twice.
+    # The customer's retry with the same key gets the settled outcome, with the data the
+    # flow had built before the call (the fee) and the core's answer; nothing runs twice.
     again = await bank.call("alice", "transfer.internal", payload, key="silent-core-1")
     assert again.replayed
     assert again.status is TxnStatus.SUCCEEDED
+    assert moved == 70_00 + int(again.data["fee"].replace(".", ""))
+    assert again.data["from_available_balance"] == f"{(ALICE_ON_CORE - moved) / 100:.2f}"
     assert core.balance(alice) == ALICE_ON_CORE - moved
+
+
+async def test_a_node_that_dies_during_the_call_is_settled_by_recovery(
+    bank: Bank, core: CoreSimulator
+) -> None:
+    await core.set_faults(drop_codes=frozenset({"XFER"}))
+    alice = bank.accounts["alice.CNY"]
+    call = asyncio.create_task(bank.call("alice", "transfer.internal", bank.transfer("40.00")))
+    for _ in range(1000):  # until the core has applied it (10 s at most) ...
+        if core.balance(alice) != ALICE_ON_CORE:
+            break
+        await asyncio.sleep(0.01)
+    call.cancel()  # ... and the node goes away before any answer
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await core.set_faults(drop_codes=frozenset())
+    report = await recovery(bank.runtime).run_once()
+    assert len(report.completed) == 1
+    row = await journal_row(bank, uuid.UUID(report.completed[0]))
+    assert row.status == "succeeded"
+    moved = ALICE_ON_CORE - core.balance(alice)
+    assert moved == 40_00 + int(row.response["data"]["fee"].replace(".", ""))
+    assert await limit_used(bank) == "40.00"
 
 
 async def test_garbage_after_a_transfer_is_in_doubt_then_settled(
@@ -197,8 +224,9 @@ async def test_garbage_after_a_transfer_is_in_doubt_then_settled(
     await asyncio.sleep(0.6)
     report = await recovery(bank.runtime).run_once()
     assert report.completed == [str(result.txn_id)]
-    fee = ALICE_ON_CORE - core.balance(bank.accounts["alice.CNY"]) - 30_00
-    assert fee >= 0
+    row = await journal_row(bank, result.txn_id)
+    fee = int(row.response["data"]["fee"].replace(".", ""))
+    assert core.balance(bank.accounts["alice.CNY"]) == ALICE_ON_CORE - 30_00 - fee
     assert core.balance(bank.accounts["bob.CNY"]) == BOB_ON_CORE + 30_00
 
 
@@ -297,13 +325,60 @@ def test_a_route_for_a_service_without_a_routable_step_is_refused(
         sqlite_url,
         tmp_path,
         connectors={"core": {"kind": "fixed", "host": "127.0.0.1", "port": 7037}},
-        routes={"account.list": "core-balance", "no.such": "core-balance"},
+        routes={"account.list": "core-debit", "no.such": "core-debit"},
     )
     with pytest.raises(CatalogError) as raised:
         Runtime.build(settings)
     reasons = [problem.reason for problem in raised.value.problems]
     assert any("no step of the flow is routable" in reason for reason in reasons)
     assert any("'no.such': no such service" in reason for reason in reasons)
+
+
+@pytest.mark.parametrize(
+    ("routes", "reason"),
+    [
+        # A mapping made for another service.
+        ({"transfer.internal": "core-balance"}, "it cannot answer 'transfer.internal'"),
+        # An inquiry in place of a posting: the transfer would "succeed" and move nothing.
+        ({"transfer.internal": "core-status"}, "changes state, but its route only reads it"),
+        # A posting in place of an inquiry.
+        ({"account.balance": "core-debit"}, "only reads state, but its route changes it"),
+    ],
+)
+def test_a_route_through_a_mapping_of_the_wrong_kind_stops_the_node(
+    sqlite_url: str, tmp_path: Path, routes: dict[str, str], reason: str
+) -> None:
+    settings = make_settings(
+        sqlite_url,
+        tmp_path,
+        connectors={"core": {"kind": "fixed", "host": "127.0.0.1", "port": 7037}},
+        routes=routes,
+    )
+    with pytest.raises((MappingError, CatalogError)) as raised:
+        Runtime.build(settings)
+    assert reason in str(raised.value)
+
+
+def test_a_money_changing_mapping_that_could_never_be_settled_stops_the_node(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    text = resolve("core-transfer").read_text(encoding="utf-8")
+    layouts = resolve("core-transfer").parent.parent / "simulators" / "core_layouts.yaml"
+    unsettled = tmp_path / "unsettled.yaml"
+    unsettled.write_text(
+        text.replace("inquiry: core-status\n", "")
+        .replace("reversal: core-reverse\n", "")
+        .replace("file: ../simulators/core_layouts.yaml", f"file: {layouts}"),
+        encoding="utf-8",
+    )
+    settings = make_settings(
+        sqlite_url,
+        tmp_path,
+        connectors={"core": {"kind": "fixed", "host": "127.0.0.1", "port": 7037}},
+        routes={"transfer.internal": str(unsettled)},
+    )
+    with pytest.raises(MappingError, match="could never be settled"):
+        Runtime.build(settings)
 
 
 def test_a_mapping_framed_unlike_its_back_end_stops_the_node(

@@ -75,28 +75,32 @@ class Backends:
         connectors: MappingABC[str, ConnectorSettings],
         mappings: Iterable[str],
         *,
-        declared: Iterable[str] = (),
+        uses: Iterable[tuple[str, str]] = (),
         context: MappingABC[str, Any] | None = None,
     ) -> Backends:
-        """Load and check ``mappings`` (bundled names or files: the routes) and ``declared``
-        (those service definitions name) against ``connectors``.
+        """Load and check ``mappings`` (bundled names or files: the routes) and the mappings
+        the services' steps use (``uses``: step name and mapping) against ``connectors``.
 
-        A declared mapping whose back end is not configured is not an error: its service
-        answers ``BACKEND_NOT_CONFIGURED`` until it is. A route to such a back end is.
+        A mapping a service names whose back end is not configured is not an error: its
+        service answers ``BACKEND_NOT_CONFIGURED`` until it is. A route to such a back end is.
 
         Raises:
-            MappingError: a mapping does not load, a routed one names a back end that is not
-                configured, or one does not match its back end (protocol, framing, an
-                operation's idempotency).
+            MappingError: a mapping does not load; a routed one names a back end that is not
+                configured; one does not match its back end (protocol, framing, an
+                operation's idempotency); ``connector.inquire`` uses a money-changing
+                mapping; a money-changing mapping names neither an inquiry nor a reversal
+                (an unanswered call could never be settled).
         """
         registry = BackendRegistry(connectors)
         routes: dict[str, Route] = {}
         unconfigured: dict[str, str] = {}
         routed = list(mappings)
-        for reference in [*routed, *declared]:
+        uses = list(uses)
+        for reference in [*routed, *(reference for _, reference in uses)]:
             if reference in routes or reference in unconfigured:
                 continue
             mapping = load_mapping(resolve(reference))
+            _check_settles(mapping)
             if mapping.backend not in connectors and reference not in routed:
                 unconfigured[reference] = (
                     f"back end {mapping.backend!r} (mapping {Path(mapping.name).stem}) is not "
@@ -112,6 +116,14 @@ class Backends:
                 if each is not None:
                     _check(each, connectors)
             routes[reference] = Route(mapping, inquiry, reversal)
+        for step, reference in uses:
+            route = routes.get(reference)
+            if step == "connector.inquire" and route is not None and not route.mapping.idempotent:
+                raise MappingError(
+                    route.mapping.name,
+                    "idempotent",
+                    "connector.inquire only asks: its mapping must be idempotent",
+                )
         backends = cls(registry, routes, context=context, unconfigured=unconfigured)
         backends._declare_operations()
         return backends
@@ -168,6 +180,17 @@ class Backends:
                 backend.operations.setdefault(
                     mapping.operation, Operation(mapping.operation, mapping.idempotent)
                 )
+
+
+def _check_settles(mapping: Mapping) -> None:
+    """Refuse a money-changing mapping that could not settle a call whose answer never came."""
+    if not mapping.idempotent and mapping.inquiry is None and mapping.reversal is None:
+        raise MappingError(
+            mapping.name,
+            "inquiry",
+            "a money-changing operation names its inquiry or its reversal (or both): "
+            "without either, a call whose answer never came could never be settled",
+        )
 
 
 def _check(mapping: Mapping, connectors: MappingABC[str, ConnectorSettings]) -> None:

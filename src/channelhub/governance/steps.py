@@ -9,7 +9,7 @@ status inquiry — and the recovery worker keeps asking until the back end can s
 compensation ``connector.reverse`` undoes the call with the mapping's reversal.
 
 The document a mapping reads is ``{"input": <the payload>, "context": {"txn_id", "now",
-"channel", "principal", "bank": {"bic", "name"}}, "outputs": <earlier steps' outputs>,
+"channel", "principal", "request_id", "bank": {"bic", "name"}}, "outputs": <earlier steps' outputs>,
 "original": <this step's output, for a reversal>, "sensitive": {"pan"}}``. In recovery the
 payload is gone (it is never stored): an inquiry or a reversal finds the original by its
 reference, made from the transaction id.
@@ -20,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from typing import Any
 
-from channelhub.connectors.base import ConnectorError, as_step_error
+from channelhub.connectors.base import ConnectorError
 from channelhub.connectors.mapping import MappedRefusal, Mapping, canonical_request
 from channelhub.governance.backends import Backends
+from channelhub.kernel.codes import lookup
 from channelhub.kernel.steps import OutcomeUnknown, Resolution, StepContext, registry
 from channelhub.kit.errors import ChannelhubError
+from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
 
 __all__ = ["call_backend", "inquire_backend", "resolve_backend", "reverse_backend"]
@@ -41,7 +43,7 @@ async def call_backend(ctx: StepContext, params: MappingABC[str, Any]) -> Mappin
     return await _call(ctx, params)
 
 
-@registry.step("connector.inquire", external=True)
+@registry.step("connector.inquire", external=True, inquiry=True)
 async def inquire_backend(ctx: StepContext, params: MappingABC[str, Any]) -> MappingABC[str, Any]:
     """Ask a back end through an idempotent mapping (a balance): it changes nothing there, so
     it needs no compensation and may run inside the flow's database transaction."""
@@ -129,6 +131,8 @@ def _document(ctx: StepContext, *, original: MappingABC[str, Any] | None = None)
         now=ctx.now,
         channel=ctx.request.channel,
         principal={"kind": principal.kind.value, "id": principal.id or ""},
+        # A fresh id for each message sent (an inquiry's own message id: never reused).
+        request_id=str(new_id()),
         **_backends(ctx).context,
     )
     document["outputs"] = dict(ctx.outputs)
@@ -145,14 +149,45 @@ def _backends(ctx: StepContext) -> Backends:
     return backends
 
 
+#: What of a back end's error may reach the customer besides its canonical code.
+_PUBLIC_DETAILS = ("backend", "operation", "backend_code", "reason", "field")
+
+
 def _step_error(mapping: Mapping, error: ConnectorError) -> ChannelhubError:
     """An inquiry that failed is a failure; a money-changing call that may have happened is
-    in doubt (the kernel's ``OutcomeUnknown``), never a failure."""
-    if mapping.idempotent:
-        error.in_doubt = False
-        return error
-    return as_step_error(error)
+    in doubt (the kernel's ``OutcomeUnknown``), never a failure.
+
+    Either way the customer gets the canonical code's own words: the back end's message may
+    name its address, its layout or a value it sent, which are the operators' business (they
+    are logged here)."""
+    # A business refusal (insufficient funds ...) is an answer, not a fault.
+    fault = error.code.startswith("BACKEND_") or error.in_doubt
+    (log.warning if fault else log.info)(
+        "backend_call_failed",
+        backend=error.backend,
+        operation=error.operation,
+        code=error.code,
+        in_doubt=error.in_doubt and not mapping.idempotent,
+        reason=error.message,
+    )
+    public = _public(error)
+    if mapping.idempotent or not error.in_doubt:
+        return public
+    return OutcomeUnknown(public.message, code=public.code, details=public.details)
+
+
+def _public(error: ChannelhubError) -> ChannelhubError:
+    details = {key: error.details[key] for key in _PUBLIC_DETAILS if key in error.details}
+    return ChannelhubError(lookup(error.code).message_en, code=error.code, details=details)
 
 
 def _unknown(error: ConnectorError) -> OutcomeUnknown:
-    return OutcomeUnknown(error.message, code=error.code, details=error.details)
+    log.warning(
+        "backend_call_unsettled",
+        backend=error.backend,
+        operation=error.operation,
+        code=error.code,
+        reason=error.message,
+    )
+    public = _public(error)
+    return OutcomeUnknown(public.message, code=public.code, details=public.details)

@@ -135,11 +135,16 @@ class FlowRunner:
         atomic: bool,
     ) -> None:
         started = time.perf_counter()
-        if node.spec.external and node.spec.mutates:
-            # What is committed is recoverable: "calling" means "may have happened". An
-            # inquiry changes nothing elsewhere and needs no such mark.
-            entry["state"] = CALLING
+        if node.spec.external and not atomic:
+            # What is committed is recoverable: "calling" means "may have happened", and what
+            # the earlier steps did is on record should this node die during the call. The
+            # data built so far goes with it, for a transaction recovery completes.
+            entry.update(state=CALLING, data=dict(ctx.data))
             await checkpoint(step_log)
+        elif node.spec.external:
+            # An inquiry in an all-local flow: nothing to record. If nothing was written yet,
+            # end the read transaction, so that the call does not hold a database connection.
+            await _release_if_read_only(ctx, step_log, self.registry)
         # In a flow that calls out, a state-changing local step runs under a savepoint so that,
         # if it fails half-way, its own partial writes go and only completed steps are left to
         # compensate. An atomic flow rolls everything back instead.
@@ -152,7 +157,11 @@ class FlowRunner:
             output = await node.spec.fn(ctx, node.params)
         except OutcomeUnknown as error:
             # Ask the other system at once what became of it; only if it cannot say either
-            # does the transaction stay in doubt, for the recovery worker.
+            # does the transaction stay in doubt, for the recovery worker. The step is on
+            # record as unknown first, with a fresh lease: asking may take a while.
+            entry.update(state=UNKNOWN, code=error.code)
+            if not atomic:
+                await checkpoint(step_log)
             resolution = await self.resolve(ctx, node.spec.name, node.params)
             if resolution is None:
                 entry.update(state=UNKNOWN, code=error.code, ms=_ms(started))
@@ -177,6 +186,7 @@ class FlowRunner:
             ) from None
         if savepoint is not None:
             await savepoint.commit()
+        entry.pop("data", None)  # only recovery needs it, and only while the call is open
         entry.update(state=DONE, ms=_ms(started))
         if output:
             entry["output"] = dict(output)
@@ -229,6 +239,19 @@ class FlowRunner:
                 await savepoint.commit()
             entry["state"] = COMPENSATED
         return True
+
+
+async def _release_if_read_only(
+    ctx: StepContext, step_log: StepLog, registry: StepRegistry
+) -> None:
+    """End the session's transaction if no step of it has written anything yet."""
+    for entry in step_log:
+        spec = registry.steps.get(str(entry.get("step")))
+        if entry.get("state") == DONE and (spec is None or spec.mutates):
+            return
+    if ctx.keep or ctx.undo_outside:
+        return
+    await ctx.session.rollback()
 
 
 async def _no_checkpoint(step_log: StepLog) -> None:

@@ -137,7 +137,7 @@ class RecoveryWorker:
             settled = await self._settle(ctx, step_log, checkpoint)
             if settled == _SUCCEEDED:
                 entry, status = lookup("OK"), "succeeded"
-                data = _final_output(step_log)
+                data = _final_data(step_log)
             else:
                 entry, data = lookup("TXN_ABORTED"), {}
                 status = "failed" if settled == _UNDONE else "in_doubt"
@@ -245,9 +245,10 @@ def _last_of_flow(service: CompiledService | None, entry: dict[str, Any]) -> boo
     return isinstance(last, CompiledStep) and last.output_key == entry.get("id")
 
 
-def _final_output(step_log: StepLog) -> dict[str, Any]:
-    """Return the response data of a transaction recovery completed: its last step's output."""
+def _final_data(step_log: StepLog) -> dict[str, Any]:
+    """Return the response data of a transaction recovery completed: what its steps had built
+    before the call (kept with the call's entry), then what the call answered."""
     for entry in reversed(step_log):
-        if entry.get("state") == DONE:
-            return dict(entry.get("output") or {})
+        if entry.get("state") == DONE and entry.get("resolved") == "done":
+            return {**(entry.pop("data", None) or {}), **(entry.get("output") or {})}
     return {}

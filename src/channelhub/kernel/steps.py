@@ -129,6 +129,9 @@ class StepSpec:
     mutates: bool = False
     external: bool = False
     description: str = ""
+    #: An external step that only asks (a balance inquiry): it changes nothing in the other
+    #: system, leaves nothing to recover, and may run inside an all-local flow's transaction.
+    inquiry: bool = False
 
 
 class StepRegistry:
@@ -141,12 +144,15 @@ class StepRegistry:
         self.resolutions: dict[str, StepSpec] = {}
 
     def step(
-        self, name: str, *, mutates: bool = False, external: bool = False
+        self, name: str, *, mutates: bool = False, external: bool = False, inquiry: bool = False
     ) -> Callable[[StepFn], StepFn]:
-        """Register a step; ``external`` steps call another system and never run in a DB txn."""
+        """Register a step; ``external`` steps call another system and never run in a DB txn,
+        unless they are an ``inquiry`` (external, changing nothing there)."""
+        if inquiry and (mutates or not external):
+            raise ValueError(f"step {name!r}: an inquiry is external and changes nothing")
 
         def register(fn: StepFn) -> StepFn:
-            _add(self.steps, StepSpec(name, fn, mutates, external, _summary(fn)))
+            _add(self.steps, StepSpec(name, fn, mutates, external, _summary(fn), inquiry))
             return fn
 
         return register

@@ -95,14 +95,14 @@ class CompiledService:
 def all_local(nodes: tuple[CompiledNode, ...]) -> bool:
     """Tell whether no step of ``nodes``, in any branch, changes another system.
 
-    An external step that changes nothing there (an inquiry) leaves nothing to recover, so a
-    flow may call it inside its one database transaction, as if it were local.
+    An inquiry (an external step registered as changing nothing there) leaves nothing to
+    recover, so a flow may call it inside its one database transaction, as if it were local.
     """
     for node in nodes:
         if isinstance(node, CompiledBranch):
             if not (all_local(node.then) and all_local(node.otherwise)):
                 return False
-        elif (node.spec.external and node.spec.mutates) or (
+        elif (node.spec.external and not node.spec.inquiry) or (
             node.compensation is not None and node.compensation.external
         ):
             return False

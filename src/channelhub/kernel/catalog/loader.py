@@ -242,6 +242,19 @@ def _compile(
                 )
                 continue
             if node.routable and route is not None:
+                if routed:
+                    problem((*here, "routable"), "a flow has one routable step: its core call")
+                original, replacement = (
+                    registry.steps.get(node.step),
+                    registry.steps.get(route.step),
+                )
+                if original and replacement and original.mutates != replacement.mutates:
+                    problem(
+                        (*here, "routable"),
+                        f"step {node.step!r} {'changes' if original.mutates else 'only reads'} "
+                        f"state, but its route {'changes' if replacement.mutates else 'only reads'}"
+                        " it: route it through a mapping of the same kind",
+                    )
                 node = node.model_copy(
                     update={
                         "id": node.output_key,  # later steps and reports keep their names
