@@ -157,3 +157,46 @@ async def test_without_a_clearing_back_end_the_service_says_so_and_moves_nothing
         assert await bank.balance(alice) == before
     finally:
         await runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"creditor_agent": "not a bic"}, "VALIDATION_FAILED"),
+        ({"creditor_agent": "BKCHCNBJXXX<x/>"}, "VALIDATION_FAILED"),
+        ({"creditor_account": "6216'; DROP TABLE accounts;--"}, "VALIDATION_FAILED"),
+        ({"creditor_name": "A" * 141}, "VALIDATION_FAILED"),
+        ({"creditor_name": ""}, "VALIDATION_FAILED"),
+        ({"amount": "0.00"}, "INVALID_AMOUNT"),
+        ({"amount": "-5.00"}, "INVALID_AMOUNT"),
+        ({"amount": "1.001"}, "INVALID_AMOUNT"),
+        ({"amount": 12.5}, "VALIDATION_FAILED"),
+        ({"currency": "XXX"}, "INVALID_AMOUNT"),
+        ({"memo": "x" * 141}, "VALIDATION_FAILED"),
+        ({"extra": "field"}, "VALIDATION_FAILED"),
+    ],
+)
+async def test_bad_input_is_refused_before_anything_moves(
+    bank: Bank, clearing: ClearingSimulator, change: dict[str, Any], code: str
+) -> None:
+    alice = bank.accounts["alice.CNY"]
+    before = await bank.balance(alice)
+    result = await bank.call("alice", "transfer.interbank", {**payment(bank, "10.00"), **change})
+    assert result.status is TxnStatus.FAILED
+    assert result.code == code
+    assert await bank.balance(alice) == before
+    assert clearing.entries_count == 0  # nothing reached the clearing house
+
+
+async def test_another_customers_account_cannot_pay(
+    bank: Bank, clearing: ClearingSimulator
+) -> None:
+    bob = bank.accounts["bob.CNY"]
+    before = await bank.balance(bob)
+    result = await bank.call(
+        "alice", "transfer.interbank", {**payment(bank, "10.00"), "from_account": bob}
+    )
+    assert result.status is TxnStatus.FAILED
+    assert result.code in ("FORBIDDEN", "NOT_FOUND")
+    assert await bank.balance(bob) == before
+    assert clearing.entries_count == 0
