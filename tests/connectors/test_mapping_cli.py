@@ -156,3 +156,43 @@ def test_a_broken_mapping_exits_2_naming_file_field_and_position(
     )
     assert result.returncode == 2
     assert "none.yaml" in result.stderr
+
+
+def test_a_json_mapping_reads_earlier_outputs_and_shows_a_clearing_rejection(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    payload = {
+        "from_account": "0101000000000189",
+        "creditor_agent": "BKCHCNBJXXX",
+        "creditor_account": "6216610100000002",
+        "creditor_name": "SUN LI",
+        "amount": "250.00",
+        "currency": "CNY",
+    }
+    sample = write(
+        tmp_path,
+        "sample.json",
+        {
+            "input": payload,
+            "context": {"txn_id": TXN, "bank": {"bic": "CHUBCNSHXXX"}},
+            "outputs": {"transfer": {"debtor_name": "ALICE"}},
+        },
+    )
+    answer = write(tmp_path, "answer.json", {"status": "RJCT", "reason": "AC04"})
+    result = channelhub(
+        "mapping", "test", "clearing-credit-transfer", "--input", str(sample),
+        "--answer", str(answer), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert '"debtor_name":"ALICE"' in result.stdout  # from the prepare step's output
+    assert "ACCOUNT_CLOSED" in result.stdout
+    assert "AC04" in result.stdout
+
+
+def test_a_sample_part_that_is_not_an_object_is_refused(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    sample = write(tmp_path, "sample.json", {"input": {}, "outputs": ["not", "an", "object"]})
+    result = channelhub("mapping", "test", "core-debit", "--input", str(sample), env=env)
+    assert result.returncode == 1
+    assert "outputs is a JSON object" in result.stderr

@@ -241,25 +241,32 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return document
 
 
+#: The parts of a sample besides ``input``, as a flow's step hands them to a mapping.
+_SAMPLE_PARTS = ("context", "outputs", "original", "sensitive")
+
+
 def _canonical(document: dict[str, Any]) -> dict[str, Any]:
     """Check a sample's shape and give its context what it leaves out: a fresh transaction
-    id, the time now, the channel ``test``."""
-    unknown = sorted(set(document) - {"input", "context"})
+    id and request id, the time now, the channel ``test``."""
+    unknown = sorted(set(document) - {"input", *_SAMPLE_PARTS})
     if unknown or not isinstance(document.get("input"), dict):
         raise _Refused(
-            'the sample is {"input": {<the service payload>}, "context": {...}}'
+            'the sample is {"input": {<the service payload>}, "context": {...}, '
+            '"outputs": {...}, "original": {...}, "sensitive": {...}}'
             + (f"; unknown key(s) {', '.join(k[:40] for k in unknown[:5])}" if unknown else "")
         )
-    context = document.get("context", {})
-    if not isinstance(context, dict):
-        raise _Refused("the sample's context is a JSON object")
-    filled = {
+    parts = {part: document.get(part, {}) for part in _SAMPLE_PARTS}
+    for part, value in parts.items():
+        if not isinstance(value, dict):
+            raise _Refused(f"the sample's {part} is a JSON object")
+    parts["context"] = {
         "txn_id": str(new_id()),
+        "request_id": str(new_id()),
         "now": dt.datetime.now(dt.UTC).isoformat(),
         "channel": "test",
-        **context,
+        **parts["context"],
     }
-    return {"input": document["input"], "context": filled}
+    return {"input": document["input"], **parts}
 
 
 def _shown(value: Any) -> str:
