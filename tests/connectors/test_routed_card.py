@@ -5,14 +5,17 @@ switch; its reversal; and a switch that does not answer. On SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from channelhub.channels.iso8583.expiry import release_expired_authorizations
 from channelhub.connectors.settings import ConnectorSettings
 from channelhub.connectors.simulators.switch import SwitchCard, SwitchSimulator
+from channelhub.kit.clock import utc_now
 from tests.channels_iso8583.conftest import BOB_PAN, PIN, AtmNode, atm_node, atm_settings
 
 ON_SWITCH = 300_000  # what the switch lets bob's card spend: 3,000.00
@@ -94,3 +97,18 @@ async def test_an_unanswered_authorization_is_reversed_on_the_switch_and_decline
     assert [entry.get("resolved") for entry in calls] == ["not_done"]
     # switch-reverse reached the switch by terminal and retrieval reference number.
     assert [record.status for record in switch.book.by_reference.values()] == ["reversed"]
+
+
+async def test_an_authorization_nobody_completed_is_released_on_the_switch(
+    atm: AtmNode, switch: SwitchSimulator
+) -> None:
+    async with atm.connected("POS00001") as device:
+        authorization = device.financial("authorize", pan=BOB_PAN, pin=PIN, amount_minor=12_300)
+        answer = await device.send(dict(authorization))
+    assert answer.code == "00"
+    assert switch.cards[BOB_PAN].available == ON_SWITCH - 12_300
+    later = utc_now() + dt.timedelta(days=8)  # past authorization_hold_days (7)
+    assert atm.served is not None
+    released = await release_expired_authorizations(atm.served.engine, hold_days=7, now=later)
+    assert released == 1
+    assert switch.cards[BOB_PAN].available == ON_SWITCH  # the sweep's 0400 reached the switch
