@@ -112,3 +112,25 @@ async def test_an_authorization_nobody_completed_is_released_on_the_switch(
     released = await release_expired_authorizations(atm.served.engine, hold_days=7, now=later)
     assert released == 1
     assert switch.cards[BOB_PAN].available == ON_SWITCH  # the sweep's 0400 reached the switch
+
+
+async def test_the_card_number_sent_to_the_switch_is_never_logged_or_stored(
+    atm: AtmNode,
+    switch: SwitchSimulator,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    async with atm.connected("POS00001") as device:
+        authorization = device.financial("authorize", pan=BOB_PAN, pin=PIN, amount_minor=5_000)
+        assert (await device.send(dict(authorization))).code == "00"
+        await switch.set_faults(drop=True)  # and one the switch never answers: errors logged
+        unanswered = device.financial("authorize", pan=BOB_PAN, pin=PIN, amount_minor=6_000)
+        assert (await device.send(dict(unanswered))).code != "00"
+    assert [record.pan for record in switch.book.records.values() if record.pan] == [BOB_PAN] * 2
+    logs = capfd.readouterr()
+    written = logs.out + logs.err + caplog.text + repr([r.__dict__ for r in caplog.records])
+    assert "backend_call" in written  # the node did log the unanswered call
+    assert BOB_PAN not in written
+    stored = await atm.sql("SELECT step_log, response, request_hash FROM transactions")
+    assert BOB_PAN not in repr(stored)
