@@ -5,7 +5,8 @@ platform's side of the books."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +17,15 @@ from channelhub.runtime import Runtime
 from tests.limits.conftest import set_bank_limit
 from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank, open_bank
+from tests.support.processes import stop_all
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test starts (simulators on the command line), stopped at its end."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    stop_all(started)
 
 
 @pytest.fixture

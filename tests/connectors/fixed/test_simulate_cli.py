@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
 from channelhub.connectors.fixed import FixedClient, FixedGarbage
 from channelhub.connectors.simulators.core import CORE_FRAMING
 from tests.connectors.fixed.conftest import ZHANG, ask
-from tests.support.processes import start_simulator, stop_all
+from tests.support.processes import start_simulator
 
 
 def start_core(*flags: str) -> tuple[subprocess.Popen[str], str, int, list[str]]:
     """Start ``channelhub simulate core --port 0 FLAGS`` (``start_simulator``)."""
     return start_simulator("core", *flags)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    stop_all(started)
 
 
 async def test_the_simulated_core_prints_its_accounts_and_answers(

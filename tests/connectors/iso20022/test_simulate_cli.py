@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +16,12 @@ from channelhub.connectors.iso20022 import Iso20022Connector
 from channelhub.connectors.simulators.clearing import ClearingSimulator
 from channelhub.governance.registry import BackendRegistry
 from tests.connectors.iso20022.conftest import LIU, SUN_CLOSED, ZHAO, inquiry, transfer
-from tests.support.processes import REPO, start_simulator, stop_all
+from tests.support.processes import REPO, start_simulator
 
 
 def start_clearing(*flags: str) -> tuple[subprocess.Popen[str], str, int, list[str]]:
     """Start ``channelhub simulate clearing --port 0 FLAGS`` (``start_simulator``)."""
     return start_simulator("clearing", *flags)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    stop_all(started)
 
 
 async def test_the_simulated_clearing_house_prints_its_accounts_and_answers(

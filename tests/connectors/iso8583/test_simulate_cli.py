@@ -5,26 +5,18 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from channelhub.connectors.base import BackendTimeout
 from channelhub.connectors.iso8583 import Iso8583Connector
 from tests.connectors.iso8583.conftest import ZHANG, withdrawal
-from tests.support.processes import REPO, start_simulator, stop_all
+from tests.support.processes import REPO, start_simulator
 
 
 def start_switch(*flags: str) -> tuple[subprocess.Popen[str], str, int, list[str]]:
     """Start ``channelhub simulate switch --port 0 FLAGS`` (``start_simulator``)."""
     return start_simulator("switch", *flags)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    stop_all(started)
 
 
 async def test_the_simulated_switch_prints_its_cards_and_answers(
