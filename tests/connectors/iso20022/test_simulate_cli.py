@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from channelhub.connectors.iso20022 import Iso20022Connector
 from channelhub.connectors.simulators.clearing import ClearingSimulator
 from channelhub.governance.registry import BackendRegistry
 from tests.connectors.iso20022.conftest import LIU, SUN_CLOSED, ZHAO, inquiry, transfer
-from tests.support.processes import REPO, start_simulator
+from tests.support.processes import start_simulator
 
 
 def start_clearing(*flags: str) -> tuple[subprocess.Popen[str], str, int, list[str]]:
@@ -61,20 +60,6 @@ async def test_the_drop_flag_leaves_a_transfer_unanswered_in_doubt(
         await connector.close()
     assert caught.value.in_doubt
     assert answer["status"] == "ACSC"
-
-
-@pytest.mark.parametrize("ceiling", ["lots", "-5.00", "0", "1.234"])
-def test_a_bad_ceiling_is_refused(ceiling: str) -> None:
-    finished = subprocess.run(
-        [sys.executable, "-m", "channelhub", "simulate", "clearing", "--ceiling", ceiling],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-    assert finished.returncode == 2
-    assert "--ceiling" in finished.stderr
 
 
 async def test_an_iso20022_back_end_is_built_from_the_settings_file(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 
 import pytest
 
 from channelhub.connectors.base import BackendTimeout
 from channelhub.connectors.iso8583 import Iso8583Connector
 from tests.connectors.iso8583.conftest import ZHANG, withdrawal
-from tests.support.processes import REPO, start_simulator
+from tests.support.processes import start_simulator
 
 
 def start_switch(*flags: str) -> tuple[subprocess.Popen[str], str, int, list[str]]:
@@ -52,17 +51,3 @@ async def test_the_drop_flag_leaves_a_withdrawal_unanswered(
         await connector.close()
     assert caught.value.in_doubt
     assert caught.value.details["reversal"] == "acknowledged"
-
-
-@pytest.mark.parametrize("ceiling", ["lots", "-5.00", "0", "1.234"])
-def test_a_bad_ceiling_is_refused(ceiling: str) -> None:
-    finished = subprocess.run(
-        [sys.executable, "-m", "channelhub", "simulate", "switch", "--ceiling", ceiling],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-    assert finished.returncode == 2
-    assert "--ceiling" in finished.stderr
