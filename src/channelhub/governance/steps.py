@@ -105,6 +105,8 @@ async def reverse_backend(
     inquiry that it never happened (a call that did and cannot be undone stays in doubt)."""
     backends = _backends(ctx)
     route = backends.route(str(params["mapping"]))
+    if route.mapping.idempotent:
+        return  # an inquiry changed nothing: there is nothing to undo
     document = _document(ctx, original=output)
     if route.reversal is not None:
         await _reverse(backends, route.reversal, document)
