@@ -50,15 +50,14 @@ from auth import error_kind, log_in, post_json, seed
 
 from kernel import (
     BIN,
-    DEFAULT_ADMIN_URL,
     REQUEST_TIMEOUT,
     BenchError,
     RunResult,
     Server,
     Target,
-    _database_list,
-    _int_list,
+    add_server_arguments,
     channelhub_target,
+    check_duration,
     postgres_database,
     run_async,
     run_main,
@@ -437,24 +436,11 @@ def run(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per target and level")
-    parser.add_argument(
-        "--concurrency",
-        type=_int_list,
-        default=[16, 64],
-        help="comma-separated worker counts (default 16,64)",
-    )
-    parser.add_argument(
-        "--databases",
-        type=_database_list,
-        default=["sqlite"],
-        help="comma-separated: sqlite, postgres (default sqlite)",
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("CHANNELHUB_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL),
-        help="admin URL used to create and drop the bench databases "
-        "(default $CHANNELHUB_TEST_POSTGRES_URL or %(default)s)",
+    add_server_arguments(
+        parser,
+        duration_help="seconds per target and level",
+        concurrency=[16, 64],
+        databases=["sqlite"],
     )
     parser.add_argument(
         "--pool-size",
@@ -470,8 +456,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.databases = QUICK_DURATION, ["sqlite"]
-    if not 0 < args.duration <= 600:
-        parser.error("--duration must be between 0 and 600 seconds")
+    check_duration(parser, args)
     if not 1 <= args.pool_size <= 1024:
         parser.error("--pool-size must be between 1 and 1024")
     return args

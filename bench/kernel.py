@@ -479,31 +479,54 @@ def run(args: argparse.Namespace) -> int:
     return 1 if skipped else 0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per level")
+def add_server_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    duration_help: str,
+    concurrency: list[int],
+    databases: list[str],
+) -> None:
+    """Add the options every server benchmark takes: how long, how many workers, which
+    databases, and where to make PostgreSQL ones."""
+    parser.add_argument("--duration", type=float, default=5.0, help=duration_help)
+    shown = ",".join(str(level) for level in concurrency)
     parser.add_argument(
         "--concurrency",
         type=_int_list,
-        default=[1, 16, 64],
-        help="comma-separated worker counts (default 1,16,64)",
+        default=concurrency,
+        help=f"comma-separated worker counts (default {shown})",
     )
     parser.add_argument(
         "--databases",
         type=_database_list,
-        default=["sqlite", "postgres"],
-        help="comma-separated: sqlite, postgres (default both)",
+        default=databases,
+        help=f"comma-separated: sqlite, postgres (default {','.join(databases)})",
     )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("CHANNELHUB_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL),
-        help="admin URL used to create and drop the bench database "
+        help="admin URL used to create and drop the bench databases "
         "(default $CHANNELHUB_TEST_POSTGRES_URL or %(default)s)",
     )
-    args = parser.parse_args(argv)
+
+
+def check_duration(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a duration outside (0, 600] seconds."""
     if not 0 < args.duration <= 600:
         parser.error("--duration must be between 0 and 600 seconds")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_server_arguments(
+        parser,
+        duration_help="seconds per level",
+        concurrency=[1, 16, 64],
+        databases=["sqlite", "postgres"],
+    )
+    args = parser.parse_args(argv)
+    check_duration(parser, args)
     return args
 
 

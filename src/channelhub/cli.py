@@ -1002,8 +1002,12 @@ def atm_command(
 
 def _run_simulator(simulator: Simulator, host: str, port: int, show: Callable[[], None]) -> None:
     """Start ``simulator`` on ``host``:``port``, print where it listens, what ``show`` prints
-    and its faults, then run it until interrupted."""
+    and its faults, then run it until interrupted. Its logs (faults, refused messages) go to
+    stderr; stdout has its address and what it holds."""
     from channelhub.connectors.simulators.base import serve_forever
+    from channelhub.kit.logging import configure_logging
+
+    configure_logging(level="INFO", json=False)
 
     async def run() -> None:
         try:
@@ -1020,6 +1024,20 @@ def _run_simulator(simulator: Simulator, host: str, port: int, show: Callable[[]
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(run())
+
+
+def _ceiling_minor(ceiling: str) -> int:
+    """Return a simulator's ``--ceiling`` in minor units, or exit 2 saying why it is wrong."""
+    from channelhub.kit.money import InvalidAmount, Money
+
+    try:
+        minor = Money.parse(ceiling, "CNY").minor
+        if minor <= 0:
+            raise ValueError("a positive amount")
+    except (ValueError, InvalidAmount) as error:
+        err.print(f"error: --ceiling: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    return minor
 
 
 #: The options every simulator takes: where it listens, and its faults.
@@ -1065,11 +1083,8 @@ def simulate_core(
         Faults,
         load_accounts,
     )
-    from channelhub.kit.logging import configure_logging
     from channelhub.kit.money import Money
 
-    # Its logs (faults, format errors) go to stderr; stdout has its address and accounts.
-    configure_logging(level="INFO", json=False)
     held = None
     if accounts is not None:
         try:
@@ -1113,18 +1128,9 @@ def simulate_switch(
     """Run a simulated card switch (ISO 8583, 2-byte length prefix) until interrupted."""
     from channelhub.connectors.simulators.switch import SwitchFaults, SwitchSimulator
     from channelhub.kit.iso8583 import CURRENCIES
-    from channelhub.kit.logging import configure_logging
-    from channelhub.kit.money import InvalidAmount, Money
+    from channelhub.kit.money import Money
 
-    try:
-        ceiling_minor = Money.parse(ceiling, "CNY").minor
-        if ceiling_minor <= 0:
-            raise ValueError("a positive amount")
-    except (ValueError, InvalidAmount) as error:
-        err.print(f"error: --ceiling: {error}", highlight=False)
-        raise typer.Exit(2) from None
-    # Its logs (faults, refused messages) go to stderr; stdout has its address and cards.
-    configure_logging(level="INFO", json=False)
+    ceiling_minor = _ceiling_minor(ceiling)
     faults = SwitchFaults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
     simulator = SwitchSimulator(faults=faults, ceiling_minor=ceiling_minor)
 
@@ -1163,17 +1169,8 @@ def simulate_clearing(
     """Run a simulated ISO 20022 clearing house (pacs.008 and pacs.028 in, pacs.002 out, over
     HTTP) until interrupted."""
     from channelhub.connectors.simulators.clearing import ClearingFaults, ClearingSimulator
-    from channelhub.kit.logging import configure_logging
-    from channelhub.kit.money import InvalidAmount, Money
 
-    try:
-        if Money.parse(ceiling, "CNY").minor <= 0:
-            raise ValueError("a positive amount")
-    except (ValueError, InvalidAmount) as error:
-        err.print(f"error: --ceiling: {error}", highlight=False)
-        raise typer.Exit(2) from None
-    # Its logs (faults, refused messages) go to stderr; stdout has its address and accounts.
-    configure_logging(level="INFO", json=False)
+    _ceiling_minor(ceiling)
     faults = ClearingFaults(slow_ms=slow_ms, drop=drop, garbage=garbage, down=down)
     simulator = ClearingSimulator(faults=faults, ceiling=ceiling)
 

@@ -14,7 +14,21 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from channelhub.kit.logging import get_logger
 
-__all__ = ["FaultsLike", "SimulatedServer", "Simulator", "serve_forever"]
+__all__ = ["CommonFaults", "FaultsLike", "SimulatedServer", "Simulator", "serve_forever"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CommonFaults:
+    """The faults every simulator has; each adds its own."""
+
+    #: Delay each answer this many milliseconds.
+    slow_ms: int = 0
+    #: Apply requests but never answer them (which ones, the simulator says).
+    drop: bool = False
+    #: Apply requests and answer bytes that do not decode.
+    garbage: bool = False
+    #: Close every connection and refuse new ones.
+    down: bool = False
 
 
 class FaultsLike(Protocol):

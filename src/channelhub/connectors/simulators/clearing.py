@@ -55,6 +55,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from channelhub.connectors.simulators.base import CommonFaults
 from channelhub.kit.clock import utc_now
 from channelhub.kit.iso20022.pacs002 import (
     GroupStatus,
@@ -126,13 +127,9 @@ class ClearingEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class ClearingFaults:
+class ClearingFaults(CommonFaults):
     """How the clearing house misbehaves on purpose."""
 
-    slow_ms: int = 0
-    drop: bool = False
-    garbage: bool = False
-    down: bool = False
     reject_all: bool = False
 
 

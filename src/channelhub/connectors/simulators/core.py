@@ -37,7 +37,7 @@ import yaml
 from channelhub.connectors.fixed.codec import Layout, Value, decode, encode, load_layouts
 from channelhub.connectors.fixed.errors import FixedDecodeError, FixedFrameError
 from channelhub.connectors.fixed.framing import Framing
-from channelhub.connectors.simulators.base import SimulatedServer, serve_forever
+from channelhub.connectors.simulators.base import CommonFaults, SimulatedServer, serve_forever
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.logging import get_logger
 from channelhub.kit.money import Money
@@ -115,13 +115,9 @@ class CoreEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Faults:
+class Faults(CommonFaults):
     """How the core misbehaves on purpose."""
 
-    slow_ms: int = 0
-    drop: bool = False
-    garbage: bool = False
-    down: bool = False
     #: Apply requests with these transaction codes but never answer them (``drop`` for
     #: some: a transfer's answer lost while status inquiries are answered).
     drop_codes: frozenset[str] = frozenset()

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import iso8583
 
-from channelhub.connectors.simulators.base import SimulatedServer, serve_forever
+from channelhub.connectors.simulators.base import CommonFaults, SimulatedServer, serve_forever
 from channelhub.kit import iso8583 as wire
 from channelhub.kit.logging import get_logger
 
@@ -98,13 +98,9 @@ class SwitchRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class SwitchFaults:
+class SwitchFaults(CommonFaults):
     """How the switch misbehaves on purpose."""
 
-    slow_ms: int = 0
-    drop: bool = False
-    garbage: bool = False
-    down: bool = False
     #: Hold answers until this many are ready, then send them last first (0: no holding).
     reorder: int = 0
 
