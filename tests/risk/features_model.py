@@ -95,3 +95,8 @@ def draw_history(rng: random.Random) -> list[Activity]:
         offset = rng.choice([rng.randint(0, span * 1_000_000), edge * 1_000_000 + jitter])
         history.append(draw(rng, BASE - dt.timedelta(microseconds=max(offset, 1))))
     return history
+
+
+def some_velocity(rng: random.Random) -> frozenset[str]:
+    """A few velocity features, as a rule set that reads only some of them asks."""
+    return frozenset(rng.sample(sorted(VELOCITY), rng.randint(1, 6)))

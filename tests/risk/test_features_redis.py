@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channelhub.risk.features import VELOCITY, WINDOWS
+from channelhub.risk.features import ALL_VELOCITY, VELOCITY, WINDOWS
 from channelhub.risk.features_redis import RedisFeatures
 from tests.risk.features_model import (
     BASE,
@@ -24,6 +24,7 @@ from tests.risk.features_model import (
     draw_history,
     model,
     sightings_model,
+    some_velocity,
 )
 from tests.support.databases import redis_keyspace
 
@@ -190,10 +191,15 @@ async def test_random_scenarios_match_the_model(client: Redis, prefix: str) -> N
             now = draw(rng, BASE)
             assert await store.velocity(NO_SESSION, now) == model(history, now), f"seed {seed}"
             # Both in one pipelined round trip: the same numbers, and the same sightings.
-            both = await store.read(NO_SESSION, now, velocity=True, sightings=True)
+            both = await store.read(NO_SESSION, now, velocity=ALL_VELOCITY, sightings=True)
             seen = await store.sightings(NO_SESSION, now)
             assert both == {**model(history, now), **seen}, f"seed {seed}"
             assert seen == sightings_model(history, now), f"seed {seed}"
+            # Some numbers only (the keys of the dimensions they need): the same values.
+            names = some_velocity(rng)
+            part = await store.read(NO_SESSION, now, velocity=names, sightings=False)
+            expected = model(history, now)
+            assert {name: part[name] for name in names} == {n: expected[n] for n in names}
         # Forget some: they leave the counts.
         for gone in rng.sample(history, k=len(history) // 3):
             await store.forget(gone)
@@ -330,5 +336,5 @@ async def test_a_pipelined_read_loads_its_script_into_a_fresh_server(
     await store.record(NO_SESSION, past)
     await client.script_flush()
     now = activity(BASE, device="d1", beneficiary="b1")
-    both = await store.read(NO_SESSION, now, velocity=True, sightings=True)
+    both = await store.read(NO_SESSION, now, velocity=ALL_VELOCITY, sightings=True)
     assert both == {**model([past], now), **sightings_model([past], now)}

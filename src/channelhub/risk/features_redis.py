@@ -48,12 +48,13 @@ engine fails closed or open.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channelhub.risk.features import DIMENSIONS, LONGEST, WINDOWS, Activity
+from channelhub.risk.features import DIMENSIONS, LONGEST, WINDOWS, Activity, dimensions_of
 
 __all__ = ["SEEN_DAYS", "RedisFeatures"]
 
@@ -191,9 +192,11 @@ class RedisFeatures:
     def _seen_key(self, customer: str) -> str:
         return f"{self._prefix}risk:seen:{customer}"
 
-    def _dimensions(self, activity: Activity) -> list[tuple[str, str]]:
+    def _dimensions(
+        self, activity: Activity, dims: tuple[str, ...] = DIMENSIONS
+    ) -> list[tuple[str, str]]:
         # As DatabaseFeatures.velocity: a dimension is counted unless its value is None.
-        return [(dim, value) for dim in DIMENSIONS if (value := activity.value(dim)) is not None]
+        return [(dim, value) for dim in dims if (value := activity.value(dim)) is not None]
 
     @staticmethod
     def _member(activity: Activity) -> str:
@@ -208,9 +211,11 @@ class RedisFeatures:
             if value
         ]
 
-    def _velocity_call(self, activity: Activity) -> tuple[list[str], list[Any]]:
-        """The velocity script's keys (one per known dimension) and arguments."""
-        keys = [self._velocity_key(dim, value) for dim, value in self._dimensions(activity)]
+    def _velocity_call(
+        self, activity: Activity, dims: tuple[str, ...] = DIMENSIONS
+    ) -> tuple[list[str], list[Any]]:
+        """The velocity script's keys (one per known dimension of ``dims``) and arguments."""
+        keys = [self._velocity_key(dim, value) for dim, value in self._dimensions(activity, dims)]
         args: list[Any] = [
             _epoch_us(activity.at),
             activity.currency,
@@ -218,15 +223,18 @@ class RedisFeatures:
         ]
         return keys, args
 
-    def _velocity_values(self, activity: Activity, answer: list[Any]) -> dict[str, int]:
-        """All 24 numbers from the script's answer (zero for a dimension the activity lacks)."""
+    def _velocity_values(
+        self, activity: Activity, answer: list[Any], dims: tuple[str, ...] = DIMENSIONS
+    ) -> dict[str, int]:
+        """All 24 numbers from the script's answer (zero for a dimension the activity lacks
+        or that is not in ``dims``)."""
         values: dict[str, int] = {
             f"{dim}_{what}_{window}": 0
             for dim in DIMENSIONS
             for window in WINDOWS
             for what in ("count", "sum")
         }
-        dimensions = self._dimensions(activity)
+        dimensions = self._dimensions(activity, dims)
         numbers = [int(n) for n in answer]
         if len(numbers) != len(dimensions) * len(WINDOWS) * 2:
             raise RuntimeError(f"velocity script returned {len(numbers)} numbers")
@@ -272,14 +280,15 @@ class RedisFeatures:
         session: AsyncSession,
         activity: Activity,
         *,
-        velocity: bool,
+        velocity: AbstractSet[str],
         sightings: bool,
         record: bool = False,
     ) -> dict[str, Any]:
-        """Return the velocity features and/or the sightings, then record the activity if
-        asked: all in one pipelined round trip, executed in that order (so the reads do not
-        see the activity)."""
-        keys, args = self._velocity_call(activity)
+        """Return the velocity features (of the dimensions ``velocity`` names) and/or the
+        sightings, then record the activity if asked: all in one pipelined round trip,
+        executed in that order (so the reads do not see the activity)."""
+        dims = dimensions_of(velocity)
+        keys, args = self._velocity_call(activity, dims)
         fields = self._seen_fields(activity)
         pipe = self._redis.pipeline(transaction=False)
         if velocity and keys:
@@ -292,7 +301,7 @@ class RedisFeatures:
         answers = list(await pipe.execute()) if len(pipe) else []
         found: dict[str, Any] = {}
         if velocity:
-            found.update(self._velocity_values(activity, answers.pop(0) if keys else []))
+            found.update(self._velocity_values(activity, answers.pop(0) if keys else [], dims))
         if sightings:
             found.update(self._sightings_values(activity, fields, answers.pop(0) if fields else []))
         return found

@@ -26,7 +26,13 @@ from channelhub.kit.logging import get_logger
 from channelhub.kit.money import Money
 from channelhub.risk import repository
 from channelhub.risk.errors import ReviewNotPending, RuleInvalid
-from channelhub.risk.features import SIGHTINGS, VELOCITY, Activity, DatabaseFeatures, FeatureStore
+from channelhub.risk.features import (
+    ALL_VELOCITY,
+    SIGHTINGS,
+    Activity,
+    DatabaseFeatures,
+    FeatureStore,
+)
 from channelhub.risk.rules import Evaluation, Rule, RuleError, RuleSet, check_rule
 from channelhub.risk.schemas import ListChangeBody, RuleBody
 from channelhub.security import approvals
@@ -213,7 +219,8 @@ class RiskEngine:
         activity = activity_of(txn)
         features: dict[str, Any] = {}
         store = self.features
-        velocity = not rules.features.isdisjoint(VELOCITY)
+        # Only the numbers the rules read: the store computes no other.
+        velocity = rules.features & ALL_VELOCITY
         sightings = not rules.features.isdisjoint(SIGHTINGS)
         # The store counts this activity in the same round trip as it reads the features for
         # it. A transaction that does not go on takes the count back: the database's with its
