@@ -219,11 +219,14 @@ def _read_statement(names: frozenset[str], sightings: bool, record: bool) -> Fas
     """The one statement that reads ``names`` and/or the sightings (PostgreSQL: recording the
     activity too, with ``record``); None when there is nothing to read. One per rule set's
     needs, compiled once."""
-    query = _velocity_query(names) if names else None
+    query: Any = _velocity_query(names) if names else None
     if sightings:
-        query = select(*_seen_columns()) if query is None else query.add_columns(*_seen_columns())
+        seen = _seen_columns()
+        query = select(*seen) if query is None else query.add_columns(*seen)
     if record:
-        query = (select(literal(1)) if query is None else query).add_cte(_RECORDED, _SIGHTED)
+        if query is None:
+            query = select(literal(1))
+        query = query.add_cte(_RECORDED, _SIGHTED)
     return None if query is None else FastStatement(query)
 
 
