@@ -102,10 +102,12 @@ async def test_a_transaction_cancelled_before_its_commit_is_forgotten(
     bank = redis_bank
     reached, real_record = asyncio.Event(), journal.record
 
-    async def stuck(session: Any, values: dict[str, Any], event: dict[str, Any]) -> bool:
+    async def stuck(
+        session: Any, values: dict[str, Any], event: dict[str, Any], kept: Any = ()
+    ) -> bool:
         reached.set()
         await asyncio.sleep(3600)  # the caller gives up before the journal is written
-        return await real_record(session, values, event)
+        return await real_record(session, values, event, kept)
 
     monkeypatch.setattr(journal, "record", stuck)
     before = await bank.balance(bank.accounts["alice.CNY"])

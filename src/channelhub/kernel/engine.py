@@ -203,8 +203,9 @@ class TransactionEngine:
                     await _undo_outside(ctx)
                     if isinstance(outcome.error, StepUpRequired) and not stepped_up:
                         return await self._challenge(ctx, service, request, amount, result)
-                await _keep(ctx)
                 duration_ms = int((time.perf_counter() - started) * 1000)
+                # What steps keep goes with the journal row, in one statement.
+                kept, ctx.keep = ctx.keep, []
                 recorded = await self._record(
                     session,
                     txn_id,
@@ -216,6 +217,7 @@ class TransactionEngine:
                     outcome,
                     now,
                     duration_ms,
+                    kept,
                 )
                 if not recorded:
                     await session.rollback()
@@ -262,6 +264,7 @@ class TransactionEngine:
         outcome: FlowOutcome,
         opened: dt.datetime,
         duration_ms: int,
+        kept: list[journal.KeptRow],
     ) -> bool:
         now = self.clock()
         row = self._opening_row(txn_id, service, request, amount, fingerprint, opened)
@@ -277,7 +280,7 @@ class TransactionEngine:
             duration_ms=duration_ms,
         )
         return await journal.record(
-            session, row, self._event(txn_id, service, request, result, duration_ms, now)
+            session, row, self._event(txn_id, service, request, result, duration_ms, now), kept
         )
 
     def _event(
@@ -482,10 +485,9 @@ class TransactionEngine:
 
 
 async def _keep(ctx: StepContext) -> None:
-    """Run the writes steps asked to keep whatever the outcome, once."""
-    writes, ctx.keep = ctx.keep, []
-    for write in writes:
-        await write(ctx.session)
+    """Insert the rows steps asked to keep whatever the outcome, once."""
+    kept, ctx.keep = ctx.keep, []
+    await journal.keep(ctx.session, kept)
 
 
 async def _undo_outside(ctx: StepContext) -> None:

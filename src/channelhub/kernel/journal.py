@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, and_, bindparam, select, text, update
@@ -16,6 +17,7 @@ from channelhub.models import JournalEntry, OutboxEvent
 from channelhub.models.journal import UNFINISHED
 
 __all__ = [
+    "KeptRow",
     "add_event",
     "checkpoint",
     "claim_for_recovery",
@@ -25,6 +27,7 @@ __all__ = [
     "find_stale",
     "get",
     "get_by_key",
+    "keep",
     "keep_held",
     "latest_events",
     "open_transaction",
@@ -89,16 +92,34 @@ _RECORDED = (
     .returning(_c.id)
     .cte("recorded")
 )
-_RECORD = FastStatement(
-    _outbox.insert()
-    .from_select(
-        _EVENT_COLUMNS,
-        select(
-            *(bindparam(f"e_{name}", type_=_outbox.c[name].type) for name in _EVENT_COLUMNS)
-        ).select_from(_RECORDED),
+#: A row a step wants kept whatever the transaction's outcome (a risk decision): its table,
+#: and its values by column name.
+KeptRow = tuple[Table, Mapping[str, Any]]
+
+
+@functools.cache
+def _record_statement(kept: tuple[tuple[Table, tuple[str, ...]], ...]) -> FastStatement:
+    """The journal row, its event, and the kept rows (``(table, columns)`` each) in one
+    statement: one round trip instead of one per row. Compiled once per shape."""
+    ctes = [
+        postgresql.insert(table)
+        .values(
+            {column: bindparam(f"k{at}_{column}", type_=table.c[column].type) for column in columns}
+        )
+        .cte(f"kept_{at}")
+        for at, (table, columns) in enumerate(kept)
+    ]
+    statement = (
+        _outbox.insert()
+        .from_select(
+            _EVENT_COLUMNS,
+            select(
+                *(bindparam(f"e_{name}", type_=_outbox.c[name].type) for name in _EVENT_COLUMNS)
+            ).select_from(_RECORDED),
+        )
+        .returning(_outbox.c.id)
     )
-    .returning(_outbox.c.id)
-)
+    return FastStatement(statement.add_cte(*ctes) if ctes else statement)
 
 
 async def open_transaction(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -112,22 +133,43 @@ async def open_transaction(session: AsyncSession, values: dict[str, Any]) -> boo
     return bool(result.rowcount)
 
 
-async def record(session: AsyncSession, values: dict[str, Any], event: dict[str, Any]) -> bool:
-    """Insert a finished transaction's journal row and its outbox event together.
+async def record(
+    session: AsyncSession,
+    values: dict[str, Any],
+    event: dict[str, Any],
+    kept: Sequence[KeptRow] = (),
+) -> bool:
+    """Insert a finished transaction's journal row, its outbox event and the ``kept`` rows
+    together (one statement on PostgreSQL).
 
-    Returns False, inserting nothing, when the channel's idempotency key is already taken: on
-    PostgreSQL the insert waits for a concurrent holder of the key to commit or roll back.
+    Returns False, inserting no journal row nor event, when the channel's idempotency key is
+    already taken: on PostgreSQL the insert waits for a concurrent holder of the key to commit
+    or roll back. The kept rows are then in the transaction too, which the caller rolls back.
     """
     driver = await pg_connection(session)
     if driver is not None:
+        shape = tuple((table, tuple(row)) for table, row in kept)
+        statement = _record_statement(shape)
         params = dict(values)
         params.update({f"e_{name}": value for name, value in event.items()})
-        return bool(await driver.fetch(_RECORD.sql, *_RECORD.arguments(params)))
+        for at, (_, row) in enumerate(kept):
+            params.update({f"k{at}_{column}": value for column, value in row.items()})
+        return bool(await driver.fetch(statement.sql, *statement.arguments(params)))
+    await keep(session, kept)
     conn = await session.connection()
     if not (await conn.execute(_OPEN[conn.dialect.name], values)).rowcount:
         return False
     await conn.execute(_ADD_EVENT, event)
     return True
+
+
+async def keep(session: AsyncSession, kept: Sequence[KeptRow]) -> None:
+    """Insert the ``kept`` rows on their own (where no journal row goes with them)."""
+    if not kept:
+        return
+    conn = await session.connection()
+    for table, row in kept:
+        await conn.execute(table.insert(), dict(row))
 
 
 async def get(session: AsyncSession, txn_id: uuid.UUID) -> Row[Any] | None:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.kernel.journal import KeptRow
 from channelhub.kernel.model import TransactionRequest
 from channelhub.kit.errors import ChannelhubError
 
@@ -66,9 +67,10 @@ class StepContext:
     services: Mapping[str, Any] = field(default_factory=dict)
     #: Look-ups several steps share within this transaction (the customer's facts ...).
     memo: dict[str, Any] = field(default_factory=dict)
-    #: Writes that must outlive the flow's rollback (a risk decision): the engine runs them
-    #: after the flow, in the transaction that records the outcome, whatever the outcome.
-    keep: list[Callable[[AsyncSession], Awaitable[None]]] = field(default_factory=list)
+    #: Rows that must outlive the flow's rollback (a risk decision): the engine inserts them
+    #: after the flow, with the journal row (in its statement on PostgreSQL) or in the
+    #: transaction that records the outcome, whatever the outcome.
+    keep: list[KeptRow] = field(default_factory=list)
     #: Effects outside the database (a counter in Redis) to undo when the transaction's
     #: database work does not commit; a compensation undoes them once it has committed.
     undo_outside: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

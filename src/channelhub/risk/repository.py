@@ -7,17 +7,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channelhub.kit.db import FastStatement, pg_connection
 from channelhub.models import RiskDecision, RiskListEntry, RiskReview, RiskRule
 
 __all__ = [
+    "DECISIONS",
     "add_list_entry",
     "decision",
     "decisions_of",
-    "insert_decision",
     "insert_review",
     "insert_rule",
     "list_entries",
@@ -33,6 +32,8 @@ __all__ = [
 _rules = cast(Table, RiskRule.__table__)
 _lists = cast(Table, RiskListEntry.__table__)
 _decisions = cast(Table, RiskDecision.__table__)
+#: Every money movement writes a decision, with its journal row (``StepContext.keep``).
+DECISIONS = _decisions
 _reviews = cast(Table, RiskReview.__table__)
 
 
@@ -109,23 +110,6 @@ async def remove_list_entry(session: AsyncSession, list_name: str, kind: str, va
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-# Every money movement writes one: compiled once, sent to asyncpg as it is on PostgreSQL.
-_INSERT_DECISION = FastStatement(
-    insert(_decisions).values(
-        {column.name: bindparam(column.name, type_=column.type) for column in _decisions.c}
-    )
-)
-
-
-async def insert_decision(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    """Record a decision."""
-    driver = await pg_connection(session)
-    if driver is not None:
-        await driver.execute(_INSERT_DECISION.sql, *_INSERT_DECISION.arguments(values))
-    else:
-        await session.execute(_INSERT_DECISION.core, dict(values))
 
 
 async def decision(session: AsyncSession, decision_id: uuid.UUID) -> Row[Any] | None:

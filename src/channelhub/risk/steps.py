@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from channelhub.kernel.errors import StepUpRequired
 from channelhub.kernel.steps import StepContext, registry
 from channelhub.kit.errors import ChannelhubError
@@ -90,11 +88,8 @@ def _keep_decision(
         "at": ctx.now,
     }
 
-    async def write(session: AsyncSession) -> None:
-        await repository.insert_decision(session, row)
-
     # Kept whatever the transaction's outcome: a denied or failed one is recorded too.
-    ctx.keep.append(write)
+    ctx.keep.append((repository.DECISIONS, row))
     return decision_id
 
 
