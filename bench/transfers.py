@@ -31,6 +31,7 @@ import math
 import os
 import random
 import re
+import resource
 import secrets
 import shlex
 import shutil
@@ -95,6 +96,8 @@ class RunResult:
     first_crash: str | None = None
     cpu: float = 0.0
     host_busy: float | None = None
+    #: CPU seconds PostgreSQL's processes used during the window (None: not readable here).
+    pg_cpu: float | None = None
 
     @property
     def rate(self) -> float:
@@ -120,6 +123,9 @@ class PgbenchResult:
     processed: int | None
     failed: int | None
     host_busy: float | None
+    #: CPU seconds the whole machine spent per transaction, less pgbench's own (its client):
+    #: PostgreSQL's work on one TPC-B transaction (None: not measurable here).
+    pg_cpu_per_txn: float | None = None
 
 
 @dataclass
@@ -239,6 +245,36 @@ def host_ticks() -> tuple[int, int] | None:
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
     total = sum(values)
     return total - idle, total
+
+
+def postgres_cpu() -> float | None:
+    """CPU seconds used so far by the machine's running PostgreSQL processes (the server
+    is on this machine: only 127.0.0.1 is used), or None off Linux. Across a closed-loop
+    window the pool's backends live throughout, so the difference of two readings is the
+    database's work in between (a process that exits meanwhile is missed: an underestimate)."""
+    total = 0
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            # Fields 14 and 15 (utime, stime) come after the parenthesised command name.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile, or not ours to read
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds used by this process's finished children (pgbench runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
@@ -484,10 +520,14 @@ async def closed_loop(
     try:
         await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
         cpu_before, host_before = time.process_time(), host_ticks()
+        pg_before = postgres_cpu()
         await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
         cpu_after, host_after = time.process_time(), host_ticks()
+        pg_after = postgres_cpu()
         result.cpu = cpu_after - cpu_before
         result.host_busy = busy_share(host_before, host_after)
+        if pg_before is not None and pg_after is not None:
+            result.pg_cpu = pg_after - pg_before
         done, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT)
         if pending:
             result.crashes["still running after the drain timeout"] += len(pending)
@@ -624,11 +664,15 @@ def bench_pgbench(executable: str, args: argparse.Namespace) -> tuple[float, lis
         results = []
         for level in args.concurrency:
             print(f"pgbench c={level}: measuring ...", file=sys.stderr, flush=True)
-            before = host_ticks()
+            before, client_before = host_ticks(), children_cpu()
             output = run_pgbench(
                 pgbench_run_command(base, level, seconds, name), env, seconds + PGBENCH_MARGIN
             )
-            result = parse_pgbench(output, level, busy_share(before, host_ticks()))
+            after, client = host_ticks(), children_cpu() - client_before
+            result = parse_pgbench(output, level, busy_share(before, after))
+            if before is not None and after is not None and result.processed:
+                busy = (after[0] - before[0]) / os.sysconf("SC_CLK_TCK")
+                result.pg_cpu_per_txn = max(0.0, busy - client) / result.processed
             results.append(result)
             print(f"  c={level}: {result.tps:.0f} tps", file=sys.stderr, flush=True)
     return init_seconds, results
@@ -678,6 +722,38 @@ def format_table(runs: list[RunResult], pgbench: list[PgbenchResult]) -> str:
     return "\n".join(lines)
 
 
+def database_lines(runs: list[RunResult], pgbench: list[PgbenchResult]) -> list[str]:
+    """PostgreSQL's own CPU per transfer beside its CPU per TPC-B transaction, and the rate
+    the database alone would allow: the ceiling no work on channelhub's side can pass."""
+    by_level = {r.concurrency: r for r in pgbench}
+    cores = os.cpu_count() or 1
+    lines = []
+    for r in runs:
+        finished = len(r.latencies) + sum(r.refused.values())
+        if r.pg_cpu is None or not finished or r.pg_cpu <= 0:
+            continue
+        per_transfer = r.pg_cpu / finished
+        ceiling = cores / per_transfer
+        pg = by_level.get(r.concurrency)
+        line = (
+            f"database c={r.concurrency}: PostgreSQL used {per_transfer * 1000:.2f} ms CPU "
+            "per transfer"
+        )
+        if pg is not None and pg.pg_cpu_per_txn:
+            line += (
+                f", {pg.pg_cpu_per_txn * 1000:.2f} ms per TPC-B transaction "
+                f"({per_transfer / pg.pg_cpu_per_txn:.1f}x)"
+            )
+        line += (
+            f"; on all {cores} cores, with no CPU left to channelhub, it caps transfers at "
+            f"{ceiling:.0f}/s"
+        )
+        if pg is not None and pg.tps:
+            line += f" ({ceiling / pg.tps:.2f} x pgbench)"
+        lines.append(line)
+    return lines
+
+
 def target_line(runs: list[RunResult], pgbench: list[PgbenchResult]) -> str:
     """Whether this run met the target (informational)."""
     goal = (
@@ -720,6 +796,11 @@ def method_lines(
         "transfers/s / pgbench tps. A transfer is a bigger transaction than TPC-B's (a journal "
         "row, an account check, a balanced entry with the product's fee, balance updates, the "
         "journal's close and an outbox event), so the ratio is a cost figure, not like for like.",
+        "Database lines: CPU of the machine's postgres processes during the channelhub window "
+        "(/proc) per transfer that finished in it; for pgbench, the machine's busy CPU during "
+        "the run less pgbench's own, per transaction processed. Dividing the cores by the "
+        "first gives the transfers/s PostgreSQL alone could serve with channelhub's own code "
+        "costing nothing: the ceiling of ch/pgbench on this machine.",
     ]
     return lines
 
@@ -752,6 +833,8 @@ def print_report(
         print("ledger consistent")
     print()
     print(format_table(report.runs, pgbench))
+    for line in database_lines(report.runs, pgbench):
+        print(line)
     for line in skipped:
         print(line)
     print(target_line(report.runs, pgbench))
