@@ -497,8 +497,11 @@ async def closed_loop(
     duration: float,
     tag: str,
     service: str = SERVICE,
+    pairs_seed: str = str(SEED),
 ) -> RunResult:
-    """Run ``concurrency`` workers for a warm-up plus ``duration`` seconds; measure the latter."""
+    """Run ``concurrency`` workers for a warm-up plus ``duration`` seconds; measure the latter.
+    Worker i draws its pairs from ``random.Random(f"{pairs_seed}:{concurrency}:{i}")``: the same
+    seed, the same pairs."""
     result = RunResult(concurrency, elapsed=duration)
     now = time.perf_counter()
     window = Window(now + WARMUP_SECONDS, now + WARMUP_SECONDS + duration)
@@ -508,7 +511,7 @@ async def closed_loop(
                 runtime,
                 accounts,
                 principals,
-                random.Random(f"{SEED}:{concurrency}:{i}"),
+                random.Random(f"{pairs_seed}:{concurrency}:{i}"),
                 f"bench-{tag}-c{concurrency}-w{i}",
                 window,
                 result,
