@@ -23,8 +23,10 @@ async def test_a_reversal_racing_the_originals_commit_reverses_it(
     recorded, go = asyncio.Event(), asyncio.Event()
     real_record = journal.record
 
-    async def late_commit(session: Any, values: dict[str, Any], event: dict[str, Any]) -> bool:
-        written = await real_record(session, values, event)
+    async def late_commit(
+        session: Any, values: dict[str, Any], event: dict[str, Any], kept: Any = ()
+    ) -> bool:
+        written = await real_record(session, values, event, kept)
         if values.get("service_id") == "cash.withdraw":
             recorded.set()
             await go.wait()  # the original's journal row is written; its commit comes late
