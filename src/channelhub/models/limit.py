@@ -79,7 +79,6 @@ class LimitUsage(Base):
     __table_args__ = (
         CheckConstraint("used_minor >= 0", name="used_not_negative"),
         CheckConstraint("used_count >= 0", name="count_not_negative"),
-        Index("ix_limit_usage_expires_on", "expires_on"),
     )
 
     limit_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -92,5 +91,6 @@ class LimitUsage(Base):
     #: The ceiling in force at the last charge: the conditional update checks against it.
     cap_minor: Mapped[int | None] = mapped_column(BigInteger)
     cap_count: Mapped[int | None]
-    #: The first day no longer in the period: rows before it may be purged.
+    #: The first day no longer in the period: rows before it may be purged. Not indexed: a
+    #: purge would scan once a day, where an index is written by every booking.
     expires_on: Mapped[dt.date]

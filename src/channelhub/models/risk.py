@@ -7,7 +7,16 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from channelhub.models.base import Base
@@ -87,7 +96,8 @@ class RiskActivity(Base):
 
     __tablename__ = "risk_activity"
     __table_args__ = (
-        Index("ix_risk_activity_customer_at", "customer_id", "at"),
+        # The customer's velocity lookups read the primary key's (customer_id, at) prefix.
+        PrimaryKeyConstraint("customer_id", "at", "id"),
         # A party the activity lacks is NULL, which no lookup matches: such rows are left out
         # of its index (a transfer without a device or an address writes two entries less).
         *(
@@ -102,7 +112,7 @@ class RiskActivity(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID]
     txn_id: Mapped[uuid.UUID]
     customer_id: Mapped[str] = mapped_column(String(64))
     device: Mapped[str | None] = mapped_column(String(128))
