@@ -5,6 +5,9 @@
   address indexes leave out the rows without one (a NULL party matches no lookup).
 - limit_usage: the expires_on index goes: nothing reads by it, and every booking wrote it.
 
+On PostgreSQL the new primary key and indexes are built with risk_activity locked: on a large
+database, upgrade in a quiet hour (the table grows with every money movement).
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02

@@ -93,7 +93,8 @@ _RECORDED = (
     .cte("recorded")
 )
 #: A row a step wants kept whatever the transaction's outcome (a risk decision): its table,
-#: and its values by column name.
+#: and its values by column name, every column given (on PostgreSQL the row is inserted by the
+#: journal's statement, which applies no Python-side column default).
 KeptRow = tuple[Table, Mapping[str, Any]]
 
 

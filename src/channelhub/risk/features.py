@@ -214,7 +214,7 @@ _SIGHTED = (
 )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _read_statement(names: frozenset[str], sightings: bool, record: bool) -> FastStatement | None:
     """The one statement that reads ``names`` and/or the sightings (PostgreSQL: recording the
     activity too, with ``record``); None when there is nothing to read. One per rule set's

@@ -301,7 +301,10 @@ class RedisFeatures:
         answers = list(await pipe.execute()) if len(pipe) else []
         found: dict[str, Any] = {}
         if velocity:
-            found.update(self._velocity_values(activity, answers.pop(0) if keys else [], dims))
+            # Only the numbers asked for: the others were not read (a decision shows what
+            # its rules saw, never a zero that was not counted).
+            values = self._velocity_values(activity, answers.pop(0) if keys else [], dims)
+            found.update((name, values[name]) for name in velocity if name in values)
         if sightings:
             found.update(self._sightings_values(activity, fields, answers.pop(0) if fields else []))
         return found
