@@ -273,15 +273,16 @@ def node_settings(
     """A bench node's settings: the shipped catalog plus the variants, no recovery worker."""
     from channelhub.config import Settings
 
-    return Settings(
-        data_dir=data_dir,
-        database={"url": url, "pool_size": pool},
-        catalog={"paths": [catalog]},
-        recovery={"enabled": False},
-        log={"level": "WARNING"},
-        security={"data_key": "x" * 64},
-        **({"redis": redis} if redis else {}),
-    )
+    sections: dict[str, Any] = {
+        "database": {"url": url, "pool_size": pool},
+        "catalog": {"paths": [catalog]},
+        "recovery": {"enabled": False},
+        "log": {"level": "WARNING"},
+        "security": {"data_key": "x" * 64},
+    }
+    if redis:
+        sections["redis"] = redis
+    return Settings(data_dir=data_dir, **sections)
 
 
 async def redis_reachable(url: str) -> str | None:
