@@ -760,6 +760,31 @@ async def _recover(settings: Settings) -> Any:
         await runtime.close()
 
 
+@app.command()
+def purge(
+    data_dir: DataDirOption = None,
+) -> None:
+    """Delete what no check reads any more, now (every node also does it hourly): limit
+    counters of periods already over, and risk activity older than the longest window."""
+    settings = _settings(**_serve_overrides(None, None, data_dir))
+    purged = _run(_purge(settings))
+    out.print(
+        f"deleted {purged.counters} limit counters of periods over and "
+        f"{purged.activity} risk activities no window reads"
+    )
+
+
+async def _purge(settings: Settings) -> Any:
+    from channelhub.kit.clock import utc_now
+    from channelhub.runtime import Runtime
+
+    runtime = _load_or_exit(lambda: Runtime.build(settings))
+    try:
+        return await runtime.purge(utc_now())
+    finally:
+        await runtime.close()
+
+
 @events_app.command("tail")
 def events_tail(
     count: Annotated[

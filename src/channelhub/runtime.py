@@ -5,6 +5,7 @@ The HTTP app and the CLI both build one; nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib
 import os
@@ -33,6 +34,7 @@ from channelhub.kernel.catalog import (
 from channelhub.kernel.steps import StepRegistry
 from channelhub.kit.clock import utc_now
 from channelhub.kit.db import create_engine, make_sessionmaker
+from channelhub.kit.logging import get_logger
 from channelhub.kit.money import Money
 from channelhub.kit.quotas import Quotas
 from channelhub.limits.counters import CounterStore, DatabaseCounters, RedisCounters
@@ -74,6 +76,21 @@ BUILTIN_STEPS = (
 
 #: A route to the platform's own ledger: the service runs as defined (the default).
 BUILTIN_ROUTE = "builtin"
+#: The purge of what no check reads any more runs a minute after start, then hourly.
+PURGE_FIRST_SECONDS = 60.0
+PURGE_EVERY_SECONDS = 3600.0
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What one purge deleted."""
+
+    #: Limit counters of periods already over.
+    counters: int
+    #: Risk activity older than the longest feature window.
+    activity: int
 
 
 def import_plugins(names: list[str]) -> None:
@@ -326,7 +343,26 @@ class Runtime:
             self.limits.run_sync_forever(),
             self.risk.run_sync_forever(),
             self.engine.services["teller"].run_expiry_forever(self.engine),
+            self.run_purge_forever(),
         ]
+
+    async def purge(self, now: dt.datetime) -> Purged:
+        """Delete what no check reads any more: limit counters of periods over, and risk
+        activity older than the longest feature window."""
+        return Purged(counters=await self.limits.purge(now), activity=await self.risk.purge(now))
+
+    async def run_purge_forever(self) -> None:
+        """Purge once an hour, from the first minute on (every node: a row already gone is
+        simply not found again)."""
+        while True:
+            await asyncio.sleep(PURGE_FIRST_SECONDS)
+            try:
+                purged = await self.purge(utc_now())
+                if purged.counters or purged.activity:
+                    log.info("purged", counters=purged.counters, activity=purged.activity)
+            except Exception:  # the loop must outlive a database hiccup
+                log.exception("purge_failed")
+            await asyncio.sleep(PURGE_EVERY_SECONDS - PURGE_FIRST_SECONDS)
 
     async def close(self) -> None:
         """Release the back ends', the database's and Redis's connections."""

@@ -35,6 +35,7 @@ def test_every_command_explains_itself(tmp_path: Path) -> None:
         ["catalog", "list"],
         ["catalog", "validate"],
         ["recover"],
+        ["purge"],
         ["events", "tail"],
         ["version"],
     ):

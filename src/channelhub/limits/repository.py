@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import Row, Table, and_, bindparam, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ __all__ = [
     "customer_limits",
     "give_back",
     "limit_by_id",
+    "purge_expired",
     "retire_limit",
     "save_limit",
     "usage",
@@ -299,3 +300,10 @@ async def give_back(session: AsyncSession, charges: Sequence[Mapping[str, Any]])
                 used_count=_usage.c.used_count - int(charge["count"]),
             )
         )
+
+
+async def purge_expired(session: AsyncSession, today: dt.date) -> int:
+    """Delete the counters of periods over before ``today`` (the bank's date): their
+    ``expires_on`` is the first day no longer in the period. Return how many went."""
+    result = await session.execute(delete(_usage).where(_usage.c.expires_on <= today))
+    return int(result.rowcount)  # type: ignore[attr-defined]

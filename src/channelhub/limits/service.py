@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from channelhub.kit.clock import business_date
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
@@ -151,6 +152,14 @@ class LimitCenter:
                     log.info("limits_reloaded", limits=len(self._bank))
             except Exception:  # the loop must outlive a database hiccup
                 log.exception("limits_sync_failed")
+
+    async def purge(self, now: dt.datetime) -> int:
+        """Delete the counters of periods already over (the database's: Redis' expire by
+        themselves); return how many went."""
+        if self.counters.outside:
+            return 0
+        async with self.sessions() as session, session.begin():
+            return await repository.purge_expired(session, business_date(now, self.zone))
 
     async def _limits_for(self, session: AsyncSession, customer_id: str) -> list[LimitDef]:
         await self._ensure_loaded(session)

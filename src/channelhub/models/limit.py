@@ -91,6 +91,6 @@ class LimitUsage(Base):
     #: The ceiling in force at the last charge: the conditional update checks against it.
     cap_minor: Mapped[int | None] = mapped_column(BigInteger)
     cap_count: Mapped[int | None]
-    #: The first day no longer in the period: rows before it may be purged. Not indexed: a
-    #: purge would scan once a day, where an index is written by every booking.
+    #: The first day no longer in the period: from that day on the purge deletes the row.
+    #: Not indexed: the hourly purge scans, where an index would be written by every booking.
     expires_on: Mapped[dt.date]

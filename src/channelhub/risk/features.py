@@ -15,7 +15,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import String, Table, and_, bindparam, func, literal, or_, select, union_all
+from sqlalchemy import String, Table, and_, bindparam, delete, func, literal, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,6 +102,11 @@ class FeatureStore(Protocol):
 
     async def forget(self, activity: Activity) -> None:
         """Undo ``record`` (outside stores only: the database rolls back by itself)."""
+        ...
+
+    async def purge(self, session: AsyncSession, before: dt.datetime) -> int:
+        """Delete the activity older than ``before``, which no window reads any more; return
+        how many went (a store whose entries expire by themselves deletes nothing)."""
         ...
 
     async def read(
@@ -340,3 +345,8 @@ class DatabaseFeatures:
 
     async def forget(self, activity: Activity) -> None:
         return None
+
+    async def purge(self, session: AsyncSession, before: dt.datetime) -> int:
+        # Only the activity: the sightings say "first seen", which stays true for good.
+        result = await session.execute(delete(_activity).where(_activity.c.at < before))
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -332,6 +332,10 @@ class RedisFeatures:
         keys, args = self._record_call(activity)
         await self._record(keys=keys, args=args)
 
+    async def purge(self, session: AsyncSession, before: dt.datetime) -> int:
+        """Nothing to do: every key expires by itself (and the scripts trim old members)."""
+        return 0
+
     async def forget(self, activity: Activity) -> None:
         """Undo ``record``: uncount the activity, and un-see a beneficiary or device that
         this activity's transaction was the first to see."""

@@ -28,6 +28,7 @@ from channelhub.risk import repository
 from channelhub.risk.errors import ReviewNotPending, RuleInvalid
 from channelhub.risk.features import (
     ALL_VELOCITY,
+    LONGEST,
     SIGHTINGS,
     Activity,
     DatabaseFeatures,
@@ -56,6 +57,9 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+
+#: How long activity is kept past the longest feature window: nodes' clocks may differ.
+PURGE_MARGIN = dt.timedelta(hours=1)
 
 
 def normalize_name(value: str) -> str:
@@ -199,6 +203,13 @@ class RiskEngine:
                     log.info("risk_reloaded", rules=len(self.rules.rules))
             except Exception:  # the loop must outlive a database hiccup
                 log.exception("risk_sync_failed")
+
+    async def purge(self, now: dt.datetime) -> int:
+        """Delete the activity no feature window reads any more (kept an hour past the
+        longest, for nodes whose clocks differ); return how many went."""
+        before = now - dt.timedelta(seconds=LONGEST) - PURGE_MARGIN
+        async with self.sessions() as session, session.begin():
+            return await self.features.purge(session, before)
 
     async def assess(
         self, session: AsyncSession, txn: TxnRisk, *, deadline: float | None = None
