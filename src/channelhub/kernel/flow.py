@@ -14,6 +14,7 @@ from typing import Any
 
 from channelhub.kernel.catalog.compiled import CompiledBranch, CompiledNode, CompiledStep
 from channelhub.kernel.steps import OutcomeUnknown, Resolution, StepContext, StepRegistry
+from channelhub.kit.db import on_postgresql, ride
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.logging import get_logger
 
@@ -69,6 +70,7 @@ class FlowRunner:
         one transaction back, which undoes every step at once (DESIGN.md, "Transactions").
         """
         outcome = FlowOutcome()
+        self._send_riders(ctx, nodes)
         try:
             await self._run_nodes(ctx, nodes, outcome.step_log, _no_checkpoint, atomic=True)
         except _Stop as stop:
@@ -77,6 +79,34 @@ class FlowRunner:
                 if entry.get("state") == DONE:
                     entry["state"] = ROLLED_BACK
         return outcome
+
+    def _send_riders(self, ctx: StepContext, nodes: tuple[CompiledNode, ...]) -> None:
+        """Have the steps that offer a rider build their statements now, to go with the
+        flow's first statement (kit.db.Rider): one round trip each the less.
+
+        Only where it changes nothing but the timing: in one database transaction with no
+        call out (an inquiry may end a read-only transaction half-way), for steps the flow
+        always reaches unless it fails (top level, no ``when``), each step's first use only.
+        """
+        if not self.registry.riders or not on_postgresql(ctx.session):
+            return
+        if any(_calls_out(node) for node in nodes):
+            return
+        for node in nodes:
+            if not isinstance(node, CompiledStep) or node.when is not None:
+                continue
+            name = node.spec.name
+            build = self.registry.riders.get(name)
+            if build is None or name in ctx.riders:
+                continue
+            try:
+                rider = build(ctx, node.params)
+            except Exception:  # the step will run its statement itself
+                log.exception("rider_failed", step=name)
+                continue
+            if rider is not None:
+                ctx.riders[name] = rider
+                ride(ctx.session, rider)
 
     async def run(
         self, ctx: StepContext, nodes: tuple[CompiledNode, ...], checkpoint: Checkpoint
@@ -272,3 +302,9 @@ def _holds(program: Any, source: str, ctx: StepContext) -> bool:
 
 def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
+
+
+def _calls_out(node: CompiledNode) -> bool:
+    if isinstance(node, CompiledBranch):
+        return any(_calls_out(child) for child in (*node.then, *node.otherwise))
+    return node.spec.external

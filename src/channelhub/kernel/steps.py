@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channelhub.kernel.journal import KeptRow
 from channelhub.kernel.model import TransactionRequest
+from channelhub.kit.db import Rider
 from channelhub.kit.errors import ChannelhubError
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "Resolution",
     "ResolutionFn",
     "ResumptionFn",
+    "RiderFn",
     "StepContext",
     "StepFn",
     "StepRegistry",
@@ -80,6 +82,9 @@ class StepContext:
     parked: str | None = None
     #: The customer proved a fresh second factor bound to this very transaction.
     stepped_up: bool = False
+    #: Statements sent early for steps of an all-local flow, by step name (the step's rider,
+    #: ``StepRegistry.rider``); a step finds its own here or runs its statement itself.
+    riders: dict[str, Rider] = field(default_factory=dict)
 
     def condition_vars(self) -> dict[str, Any]:
         """Return the variables a CEL condition may read."""
@@ -117,6 +122,11 @@ class Resolution:
     output: Mapping[str, Any] | None = None
 
 
+#: A rider builds the statement a step of an all-local flow will run, from the request alone,
+#: to be sent early with another (``kit.db.Rider``); None when the step must run its own.
+RiderFn = Callable[[StepContext, Mapping[str, Any]], Rider | None]
+
+
 #: A resolution asks the other system what became of a step left in doubt; it gets the step's
 #: parameters, returns a ``Resolution``, and raises ``OutcomeUnknown`` while nobody can tell.
 ResolutionFn = Callable[[StepContext, Mapping[str, Any]], Awaitable[Resolution]]
@@ -144,6 +154,7 @@ class StepRegistry:
         self.compensations: dict[str, StepSpec] = {}
         self.resumptions: dict[str, StepSpec] = {}
         self.resolutions: dict[str, StepSpec] = {}
+        self.riders: dict[str, RiderFn] = {}
 
     def step(
         self, name: str, *, mutates: bool = False, external: bool = False, inquiry: bool = False
@@ -185,6 +196,18 @@ class StepRegistry:
 
         def register(fn: ResolutionFn) -> ResolutionFn:
             _add(self.resolutions, StepSpec(name, fn, False, True, _summary(fn)))
+            return fn
+
+        return register
+
+    def rider(self, name: str) -> Callable[[RiderFn], RiderFn]:
+        """Register how step ``name`` builds its statement early, for an all-local flow: the
+        step then takes its answer with ``await ctx.riders[name].result(ctx.session)``."""
+
+        def register(fn: RiderFn) -> RiderFn:
+            if self.riders.get(name, fn) is not fn:
+                raise ValueError(f"rider {name!r} is registered twice")
+            self.riders[name] = fn
             return fn
 
         return register

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
 import orjson
-from sqlalchemy import event
+from sqlalchemy import Select, event, literal, select, true
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as AsyncpgDialect  # noqa: N812
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,12 +26,15 @@ from sqlalchemy.sql import Executable
 __all__ = [
     "DATABASE_ERRORS",
     "FastStatement",
+    "Rider",
     "create_engine",
     "fetch",
     "is_sqlite",
     "make_sessionmaker",
     "normalize_url",
+    "on_postgresql",
     "pg_connection",
+    "ride",
     "sqlite_path",
 ]
 
@@ -171,16 +175,15 @@ class FastStatement:
     convert the values, so both paths store the same bytes.
     """
 
-    __slots__ = ("_converters", "_row", "core", "sql")
+    __slots__ = ("_converters", "_row", "core", "pg_core", "sql")
 
     def __init__(self, core: Executable, *, postgresql: Executable | None = None) -> None:
         """``postgresql`` is the same statement written for PostgreSQL where the portable one
         cannot be sent as is (an ``IN`` list becomes ``= ANY`` of one array parameter)."""
         self.core = core
+        self.pg_core = postgresql if postgresql is not None else core
         self._row: Any = None
-        compiled = cast(Any, postgresql if postgresql is not None else core).compile(
-            dialect=_ASYNCPG
-        )
+        compiled = cast(Any, self.pg_core).compile(dialect=_ASYNCPG)
         if compiled.positiontup is None:
             raise ValueError("a fast statement needs positional parameters")
         processors = compiled._bind_processors
@@ -243,6 +246,7 @@ async def pg_connection(session: AsyncSession) -> asyncpg.Connection | None:
 def _forget_driver(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outermost transaction, not a savepoint
         session.info.pop(_DRIVER_KEY, None)
+        session.info.pop(_RIDERS_KEY, None)
 
 
 async def fetch(
@@ -252,4 +256,178 @@ async def fetch(
     driver = await pg_connection(session)
     if driver is None:
         return (await session.execute(statement.core, dict(params))).all()
+    riders = session.info.pop(_RIDERS_KEY, None)
+    if riders:
+        return await _carry(driver, statement, params, riders)
     return statement.rows(await driver.fetch(statement.sql, *statement.arguments(params)))
+
+
+# --- Riders: a later step's statement sent with the transaction's next one. ---
+#
+# On a busy node a round trip to PostgreSQL costs about 0.25 ms of the node's CPU whatever the
+# statement (bench/risk.py): the write to the socket, the wake-ups on both sides. Steps of an
+# all-local flow whose statements need only the request (the limit booking, the risk
+# features) therefore hand them to the kernel before the flow runs, and they go as CTEs of
+# the flow's first statement that goes through ``fetch``, or, if none comes before the step
+# asks for its answer, all together in one statement of their own. Everything is one
+# database transaction, so a rider that ran for a step the flow never reached is rolled back
+# with the rest.
+
+_RIDERS_KEY = "channelhub.riders"
+_PENDING: Any = object()
+#: Composed statements by (carrier, shapes of the riders); bounded: shapes are the code's.
+_COMPOSED: dict[tuple[Any, ...], _Composed | None] = {}
+_COMPOSED_MAX = 256
+
+
+class Rider:
+    """Work for a later step that depends only on the request, sent early with another
+    statement of the same transaction (PostgreSQL only).
+
+    ``row`` is a SELECT (Core or textual) that returns exactly one row; ``ctes`` are the
+    data-changing CTEs it goes with. Its bind names must differ from any other statement's it
+    may ride with (else it goes alone; the composition checks). ``shape`` names its SQL: equal
+    shapes, equal SQL. A rider may read only what no earlier step of its flow writes: it may
+    run before them.
+    """
+
+    __slots__ = ("_row", "ctes", "params", "row", "shape")
+
+    def __init__(
+        self, shape: Any, row: Any, params: Mapping[str, Any], ctes: Sequence[Any] = ()
+    ) -> None:
+        self.shape = shape
+        self.row = row
+        self.params = params
+        self.ctes = tuple(ctes)
+        self._row: Any = _PENDING
+
+    async def result(self, session: AsyncSession) -> Any:
+        """Return the rider's row (``row.column`` works), sending it now, with any other
+        rider still waiting, if no statement carried it yet."""
+        if self._row is _PENDING:
+            riders = session.info.pop(_RIDERS_KEY, None) or []
+            if self not in riders:
+                riders.append(self)
+            driver = await pg_connection(session)
+            if driver is None:
+                raise RuntimeError("riders run on PostgreSQL only")
+            await _send(driver, riders)
+        return self._row
+
+
+def on_postgresql(session: AsyncSession) -> bool:
+    """Tell whether ``session`` runs on PostgreSQL (where riders go)."""
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def ride(session: AsyncSession, rider: Rider) -> None:
+    """Send ``rider`` with the next statement of ``session``'s transaction that goes through
+    ``fetch`` (or when its result is asked for)."""
+    session.info.setdefault(_RIDERS_KEY, []).append(rider)
+
+
+@dataclass(frozen=True, slots=True)
+class _Composed:
+    statement: FastStatement
+    #: Each rider's columns: (first, past-the-end) in the composed row, and its row type.
+    parts: tuple[tuple[int, int, Any], ...]
+    #: The carrier's columns (first, past-the-end), its row type, and the column that tells a
+    #: carried row from the outer join's filler.
+    carried: tuple[int, int, Any, int] | None
+
+
+def _bind_names(*clauses: Any) -> set[str]:
+    names: set[str] = set()
+    for clause in clauses:
+        binds = cast(Any, clause).compile(dialect=_ASYNCPG).binds
+        names.update(name for name, bind in binds.items() if not bind.unique)
+    return names
+
+
+def _compose(carrier: FastStatement | None, riders: Sequence[Rider]) -> _Composed | None:
+    """The one statement that runs ``riders`` (and ``carrier``, returning its rows); None when
+    they cannot go together (bind names clash, or the carrier is not a plain SELECT)."""
+    key = (id(carrier.pg_core) if carrier else None, *(rider.shape for rider in riders))
+    if key in _COMPOSED:
+        return _COMPOSED[key]
+    composed = None
+    names: list[set[str]] = [_bind_names(rider.row, *rider.ctes) for rider in riders]
+    core = carrier.pg_core if carrier else None
+    plain = (
+        isinstance(core, Select)
+        and not core._order_by_clauses
+        and not core._has_row_limiting_clause
+    )
+    if carrier is not None and plain:
+        names.append(_bind_names(core))
+    if (carrier is None or plain) and sum(map(len, names)) == len(set().union(*names)):
+        subqueries = [rider.row.subquery(f"rider_{i}") for i, rider in enumerate(riders)]
+        columns: list[Any] = []
+        parts = []
+        for i, sub in enumerate(subqueries):
+            keys = [column.key for column in sub.c]
+            parts.append((len(columns), len(columns) + len(keys), namedtuple("Row", keys)))
+            columns += [column.label(f"rider_{i}_{column.key}") for column in sub.c]
+        joined: Any = subqueries[0]
+        for sub in subqueries[1:]:
+            joined = joined.join(sub, true())
+        carried = None
+        if core is not None:
+            cte = cast(Select[Any], core).add_columns(literal(True).label("carried")).cte("carried")
+            keys = [column.key for column in cte.c][:-1]
+            start = len(columns)
+            columns += list(cte.c)
+            carried = (start, start + len(keys), namedtuple("Row", keys), start + len(keys))
+            # The outer join keeps the riders' row when the carrier finds nothing.
+            joined = joined.outerjoin(cte, true())
+        query = select(*columns).select_from(joined)
+        ctes = [cte for rider in riders for cte in rider.ctes]
+        if ctes:
+            query = query.add_cte(*ctes)
+        composed = _Composed(FastStatement(query), tuple(parts), carried)
+    if len(_COMPOSED) < _COMPOSED_MAX:
+        _COMPOSED[key] = composed
+    return composed
+
+
+def _arguments(
+    composed: _Composed, riders: Sequence[Rider], params: Mapping[str, Any]
+) -> list[Any]:
+    merged = dict(params)
+    for rider in riders:
+        merged.update(rider.params)
+    return composed.statement.arguments(merged)
+
+
+def _deliver(composed: _Composed, riders: Sequence[Rider], record: Any) -> None:
+    for rider, (start, end, row) in zip(riders, composed.parts, strict=True):
+        rider._row = row._make(record[start:end])
+
+
+async def _send(driver: asyncpg.Connection, riders: Sequence[Rider]) -> None:
+    """Run ``riders`` in one statement (each alone, should they not go together)."""
+    composed = _compose(None, riders)
+    if composed is None:
+        for rider in riders:
+            await _send(driver, [rider])
+        return
+    record = await driver.fetchrow(composed.statement.sql, *_arguments(composed, riders, {}))
+    _deliver(composed, riders, record)
+
+
+async def _carry(
+    driver: asyncpg.Connection,
+    statement: FastStatement,
+    params: Mapping[str, Any],
+    riders: Sequence[Rider],
+) -> Sequence[Any]:
+    """Run ``statement`` with ``riders`` as its CTEs; return its own rows."""
+    composed = _compose(statement, riders)
+    if composed is None or composed.carried is None:
+        await _send(driver, riders)
+        return statement.rows(await driver.fetch(statement.sql, *statement.arguments(params)))
+    records = await driver.fetch(composed.statement.sql, *_arguments(composed, riders, params))
+    _deliver(composed, riders, records[0])
+    start, end, row, flag = composed.carried
+    return [row._make(record[start:end]) for record in records if record[flag] is not None]

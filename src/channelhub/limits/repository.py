@@ -9,11 +9,24 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Row, Table, and_, bindparam, delete, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    column,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channelhub.kit.db import FastStatement, fetch, pg_connection
+from channelhub.kit.db import FastStatement, Rider, fetch, pg_connection
 from channelhub.limits.schemas import Charge
 from channelhub.models import LimitDefinition, LimitUsage
 
@@ -23,6 +36,8 @@ __all__ = [
     "bank_limits_stamp",
     "book",
     "book_reading_own",
+    "booked_by_rider",
+    "booking_rider",
     "customer_limits",
     "give_back",
     "limit_by_id",
@@ -176,10 +191,7 @@ _BOOK_ARRAYS = FastStatement(text(_BOOKING_SQL))
 # The booking and the customer's own limits in one round trip (the common case: no own limit,
 # and the booking is all that happens). The SELECT sees the database as it was when the
 # statement began, which is all it reads: the definitions, not the counters it changes.
-_BOOK_READING_OWN = FastStatement(
-    text(  # the f-string joins two constants: no value is ever formatted into SQL
-        f"""
-        WITH booked AS ({_BOOKING_SQL})
+_READ_BOOKED_AND_OWN = """
         SELECT
             (SELECT coalesce(json_agg(json_build_array(limit_id, subject, bucket)), '[]')
              FROM booked) AS booked,
@@ -189,22 +201,39 @@ _BOOK_READING_OWN = FastStatement(
                    FROM limit_definitions
                    WHERE level = 'customer' AND subject = :b_customer
                      AND owner = 'customer' AND status = 'active') AS own) AS own
-        """  # noqa: S608
-    )
+"""
+_BOOK_READING_OWN = FastStatement(
+    # The f-string joins two constants: no value is ever formatted into SQL.
+    text(f"WITH booked AS ({_BOOKING_SQL}) {_READ_BOOKED_AND_OWN}")
+)
+# The same as a rider (kit.db.Rider) of another statement: its bind names are its own.
+_RIDER_BOOKED = (
+    text(_BOOKING_SQL.replace(":b_", ":lim_"))
+    .columns(column("limit_id"), column("subject"), column("bucket"))
+    .cte("booked")
+)
+_RIDER_ROW = text(_READ_BOOKED_AND_OWN.replace(":b_", ":lim_")).columns(
+    column("booked"), column("own")
 )
 
 
-def _arrays(charges: Sequence[Charge]) -> dict[str, list[Any]]:
+def _arrays(charges: Sequence[Charge], prefix: str = "b_") -> dict[str, list[Any]]:
     return {
-        "b_limit": [charge.limit.id for charge in charges],
-        "b_subject": [charge.subject for charge in charges],
-        "b_bucket": [charge.bucket for charge in charges],
-        "b_minor": [charge.amount_minor for charge in charges],
-        "b_count": [charge.count for charge in charges],
-        "b_cap_minor": [charge.limit.max_amount_minor for charge in charges],
-        "b_cap_count": [charge.limit.max_count for charge in charges],
-        "b_expires": [charge.expires_on for charge in charges],
+        f"{prefix}limit": [charge.limit.id for charge in charges],
+        f"{prefix}subject": [charge.subject for charge in charges],
+        f"{prefix}bucket": [charge.bucket for charge in charges],
+        f"{prefix}minor": [charge.amount_minor for charge in charges],
+        f"{prefix}count": [charge.count for charge in charges],
+        f"{prefix}cap_minor": [charge.limit.max_amount_minor for charge in charges],
+        f"{prefix}cap_count": [charge.limit.max_count for charge in charges],
+        f"{prefix}expires": [charge.expires_on for charge in charges],
     }
+
+
+def _booked_and_own(row: Any) -> tuple[set[tuple[str, str, str]], list[Any]]:
+    booked = {(str(limit), subject, bucket) for limit, subject, bucket in _json(row[0])}
+    own = [SimpleNamespace(**{**limit, "id": uuid.UUID(limit["id"])}) for limit in _json(row[1])]
+    return booked, own
 
 
 async def book_reading_own(
@@ -217,10 +246,22 @@ async def book_reading_own(
     if driver is None:
         return None
     params = {**_arrays(charges), "b_customer": customer_id}
-    row = await driver.fetchrow(_BOOK_READING_OWN.sql, *_BOOK_READING_OWN.arguments(params))
-    booked = {(str(limit), subject, bucket) for limit, subject, bucket in _json(row[0])}
-    own = [SimpleNamespace(**{**limit, "id": uuid.UUID(limit["id"])}) for limit in _json(row[1])]
-    return booked, own
+    return _booked_and_own(
+        await driver.fetchrow(_BOOK_READING_OWN.sql, *_BOOK_READING_OWN.arguments(params))
+    )
+
+
+def booking_rider(charges: Sequence[Charge], customer_id: str) -> Rider:
+    """``book_reading_own`` as a rider of another statement (PostgreSQL)."""
+    params = {**_arrays(charges, "lim_"), "lim_customer": customer_id}
+    return Rider("limits.booking", _RIDER_ROW, params, [_RIDER_BOOKED])
+
+
+async def booked_by_rider(
+    session: AsyncSession, rider: Rider
+) -> tuple[set[tuple[str, str, str]], list[Any]]:
+    """Return what ``book_reading_own`` would have, from the rider's answer."""
+    return _booked_and_own(await rider.result(session))
 
 
 def _json(value: Any) -> Any:

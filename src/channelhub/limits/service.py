@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channelhub.kit.clock import business_date
+from channelhub.kit.db import Rider
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
@@ -33,7 +35,7 @@ from channelhub.limits.rules import applicable, bucket_of, ceiling, charges_for,
 from channelhub.limits.schemas import SERVICE_GROUPS, Charge, LimitChangeBody, LimitDef, TxnFacts
 from channelhub.security import approvals
 
-__all__ = ["LimitCenter", "bank_limits", "change_bank_limit", "limit_view"]
+__all__ = ["LimitCenter", "QuickBooking", "bank_limits", "change_bank_limit", "limit_view"]
 
 log = get_logger(__name__)
 
@@ -92,6 +94,14 @@ def limit_view(limit: LimitDef, used: tuple[int, int]) -> dict[str, Any]:
     view["count_limit"] = limit.max_count
     view["count_used"] = used[1] if limit.period != "transaction" else 0
     return view
+
+
+@dataclass(frozen=True, slots=True)
+class QuickBooking:
+    """The bank's limits that apply to a transaction and what it books on them."""
+
+    bank: list[LimitDef]
+    charges: list[Charge]
 
 
 class LimitCenter:
@@ -166,34 +176,68 @@ class LimitCenter:
         own = await repository.customer_limits(session, customer_id) if customer_id else ()
         return [*self._bank, *(LimitDef.of(row) for row in own)]
 
+    def quick_booking(self, facts: TxnFacts, now: dt.datetime) -> QuickBooking | None:
+        """Return the bank's limits that apply and the charges on them when one statement
+        can book them all (the common case); None when the whole way must be gone (no
+        customer, a charge alone over its limit, or limits not loaded yet)."""
+        if self._stale or not facts.customer_id:
+            return None
+        bank = applicable(self._bank, facts)
+        charges, broken = charges_for(bank, facts, now, self.zone)
+        if broken is not None or tightest(charges, {}) is not None:
+            return None
+        return QuickBooking(bank, charges)
+
+    def booking_rider(self, facts: TxnFacts, now: dt.datetime) -> tuple[QuickBooking, Rider] | None:
+        """Return the quick booking and the rider (kit.db.Rider) that makes it with another
+        statement; None where the step must book itself (Redis counters, segments to look
+        up, the whole way to go)."""
+        if self.counters.outside or self.uses_segments:
+            return None
+        quick = self.quick_booking(facts, now)
+        if quick is None:
+            return None
+        return quick, repository.booking_rider(quick.charges, facts.customer_id)
+
     async def reserve(
         self,
         session: AsyncSession,
         txn_id: uuid.UUID,
         facts: TxnFacts,
         now: dt.datetime,
+        *,
+        early: tuple[QuickBooking, Rider] | None = None,
     ) -> list[dict[str, Any]]:
         """Book the transaction on every limit that governs it, or refuse naming the tightest
-        one it would break; return the charges booked, for ``release``.
+        one it would break; return the charges booked, for ``release``. ``early``: the
+        booking a rider already made (``booking_rider``).
 
         Raises:
             LimitExceeded, LimitCountExceeded: ``details`` name the limit and what remains.
         """
-        await self._ensure_loaded(session)
-        bank = applicable(self._bank, facts)
-        charges, broken = charges_for(bank, facts, now, self.zone)
-        if broken is None and facts.customer_id and tightest(charges, {}) is None:
-            found = await self.counters.book_reading_own(session, charges, facts.customer_id)
-            if found is not None:
-                booked, rows = found
-                own = applicable([LimitDef.of(row) for row in rows], facts)
-                if len(booked) == len(charges) and not own:
-                    return [charge.as_dict() for charge in charges]  # the common case: done
-                # A limit refused, or the customer set limits of their own: give back what
-                # was booked and go the whole way, the customer's limits already read.
-                taken = [charge.as_dict() for charge in charges if charge.key in booked]
-                await self.counters.release(session, txn_id, taken)
-                return await self._reserve(session, txn_id, [*bank, *own], facts, now)
+        found: tuple[set[tuple[str, str, str]], list[Any]] | None
+        if early is not None:
+            quick: QuickBooking | None = early[0]
+            found = await repository.booked_by_rider(session, early[1])
+        else:
+            await self._ensure_loaded(session)
+            quick = self.quick_booking(facts, now)
+            found = (
+                None
+                if quick is None
+                else await self.counters.book_reading_own(session, quick.charges, facts.customer_id)
+            )
+        if quick is not None and found is not None:
+            booked, rows = found
+            charges = quick.charges
+            own = applicable([LimitDef.of(row) for row in rows], facts)
+            if len(booked) == len(charges) and not own:
+                return [charge.as_dict() for charge in charges]  # the common case: done
+            # A limit refused, or the customer set limits of their own: give back what
+            # was booked and go the whole way, the customer's limits already read.
+            taken = [charge.as_dict() for charge in charges if charge.key in booked]
+            await self.counters.release(session, txn_id, taken)
+            return await self._reserve(session, txn_id, [*quick.bank, *own], facts, now)
         limits = applicable(await self._limits_for(session, facts.customer_id), facts)
         return await self._reserve(session, txn_id, limits, facts, now)
 

@@ -9,6 +9,7 @@ from typing import Any
 from channelhub.cau import service as cau
 from channelhub.kernel.errors import ValidationFailed
 from channelhub.kernel.steps import StepContext, registry
+from channelhub.kit.db import Rider
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.money import Money
 from channelhub.limits.schemas import TxnFacts
@@ -44,6 +45,35 @@ def _amount(ctx: StepContext) -> Money:
     return Money.parse(payload.get(fields.amount), payload.get(fields.currency))
 
 
+def _facts(ctx: StepContext, params: Mapping[str, Any], segment: str | None) -> TxnFacts:
+    amount = _amount(ctx)
+    payload = ctx.request.payload
+    account_field, card_field = str(params.get("account", "")), str(params.get("card", ""))
+    return TxnFacts(
+        groups=frozenset({ctx.service.id, str(params.get("group", ctx.service.id))}),
+        channel=channel_kind(ctx.request.channel),
+        currency=amount.currency,
+        amount_minor=amount.minor,
+        customer_id=ctx.request.principal.attributes.get("customer_id", ""),
+        segment=segment,
+        account=str(payload[account_field]) if account_field in payload else None,
+        card=str(payload[card_field]) if card_field in payload else None,
+    )
+
+
+@registry.rider("limits.reserve")
+def reserve_early(ctx: StepContext, params: Mapping[str, Any]) -> Rider | None:
+    """The booking of ``limits.reserve``, made with the flow's first statement."""
+    center = ctx.services.get("limits")
+    if not isinstance(center, LimitCenter):
+        return None
+    early = center.booking_rider(_facts(ctx, params, None), ctx.now)
+    if early is None:
+        return None
+    ctx.memo["limits.reserve"] = early
+    return early[1]
+
+
 @registry.step("limits.reserve", mutates=True)
 async def reserve(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """Book the transaction's amount on every limit that governs it, or refuse it naming the
@@ -53,25 +83,14 @@ async def reserve(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, A
     ``card`` (the input fields naming the debited account and the card used, if any).
     """
     center = _center(ctx)
-    amount = _amount(ctx)
-    customer_id = ctx.request.principal.attributes.get("customer_id", "")
+    early = ctx.memo.pop("limits.reserve", None) if "limits.reserve" in ctx.riders else None
     segment = None
-    if center.uses_segments and customer_id:
+    customer_id = ctx.request.principal.attributes.get("customer_id", "")
+    if early is None and center.uses_segments and customer_id:
         found = await standing(ctx, customer_id)
         segment = found.segment if found is not None else None
-    payload = ctx.request.payload
-    account_field, card_field = str(params.get("account", "")), str(params.get("card", ""))
-    facts = TxnFacts(
-        groups=frozenset({ctx.service.id, str(params.get("group", ctx.service.id))}),
-        channel=channel_kind(ctx.request.channel),
-        currency=amount.currency,
-        amount_minor=amount.minor,
-        customer_id=customer_id,
-        segment=segment,
-        account=str(payload[account_field]) if account_field in payload else None,
-        card=str(payload[card_field]) if card_field in payload else None,
-    )
-    charges = await center.reserve(ctx.session, ctx.txn_id, facts, ctx.now)
+    facts = _facts(ctx, params, segment)
+    charges = await center.reserve(ctx.session, ctx.txn_id, facts, ctx.now, early=early)
     if center.counters.outside and charges:
         session, txn_id = ctx.session, ctx.txn_id
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -19,7 +20,7 @@ from sqlalchemy import String, Table, and_, bindparam, delete, func, literal, or
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channelhub.kit.db import FastStatement, fetch, pg_connection
+from channelhub.kit.db import FastStatement, Rider, fetch, pg_connection
 from channelhub.kit.ids import new_id
 from channelhub.models import RiskActivity, RiskSighting
 
@@ -220,19 +221,36 @@ _SIGHTED = (
 
 
 @functools.lru_cache(maxsize=64)
-def _read_statement(names: frozenset[str], sightings: bool, record: bool) -> FastStatement | None:
-    """The one statement that reads ``names`` and/or the sightings (PostgreSQL: recording the
-    activity too, with ``record``); None when there is nothing to read. One per rule set's
-    needs, compiled once."""
+def _read_query(names: frozenset[str], sightings: bool) -> Any:
+    """The SELECT (one row) of ``names`` and/or the sightings; None when there is nothing to
+    read. One per rule set's needs, built once."""
     query: Any = _velocity_query(names) if names else None
     if sightings:
         seen = _seen_columns()
         query = select(*seen) if query is None else query.add_columns(*seen)
+    return query
+
+
+@functools.lru_cache(maxsize=64)
+def _read_statement(names: frozenset[str], sightings: bool, record: bool) -> FastStatement | None:
+    """The one statement that reads ``names`` and/or the sightings (PostgreSQL: recording the
+    activity too, with ``record``); None when there is nothing to read. Compiled once."""
+    query = _read_query(names, sightings)
     if record:
         if query is None:
             query = select(literal(1))
         query = query.add_cte(_RECORDED, _SIGHTED)
     return None if query is None else FastStatement(query)
+
+
+def _found(
+    row: Mapping[str, Any], names: frozenset[str], sightings: bool, activity: Activity
+) -> dict[str, Any]:
+    found: dict[str, Any] = {name: int(row[name] or 0) for name in names}
+    if sightings:
+        found["new_beneficiary"] = bool(activity.beneficiary) and not row["seen_beneficiary"]
+        found["new_device"] = bool(activity.device) and not row["seen_device"]
+    return found
 
 
 class DatabaseFeatures:
@@ -262,15 +280,31 @@ class DatabaseFeatures:
             if together:
                 params.update(self._cte_params(activity))
             row = (await fetch(session, statement, params))[0]._asdict()
-            found.update((name, int(row[name] or 0)) for name in names)
-            if sightings:
-                found["new_beneficiary"] = (
-                    bool(activity.beneficiary) and not row["seen_beneficiary"]
-                )
-                found["new_device"] = bool(activity.device) and not row["seen_device"]
+            found = _found(row, names, sightings, activity)
         if record and not together:
             await self.record(session, activity)
         return found
+
+    def rider(self, activity: Activity, *, velocity: AbstractSet[str], sightings: bool) -> Rider:
+        """``read`` with ``record``, as a rider of another statement (PostgreSQL): its answer
+        goes to ``found``."""
+        names = frozenset(velocity) & ALL_VELOCITY
+        query = _read_query(names, sightings)
+        params = self._velocity_params(activity) if names else {}
+        if sightings:
+            params["b_seen_beneficiary"] = activity.beneficiary or None
+            params["b_seen_device"] = activity.device or None
+        params.update(self._cte_params(activity))
+        row = select(literal(1).label("recorded")) if query is None else query
+        return Rider(("risk.features", names, sightings), row, params, [_RECORDED, _SIGHTED])
+
+    @staticmethod
+    def found(
+        row: Any, activity: Activity, *, velocity: AbstractSet[str], sightings: bool
+    ) -> dict[str, Any]:
+        """Return what ``read`` would have, from the answer of its ``rider``."""
+        names = frozenset(velocity) & ALL_VELOCITY
+        return _found(row._asdict(), names, sightings, activity)
 
     @staticmethod
     def _row(activity: Activity) -> dict[str, Any]:

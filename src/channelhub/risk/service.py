@@ -21,6 +21,7 @@ from channelhub.kernel.errors import Forbidden
 from channelhub.kernel.held import conclude_held
 from channelhub.kernel.model import Principal
 from channelhub.kit.clock import utc_now
+from channelhub.kit.db import Rider
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
 from channelhub.kit.money import Money
@@ -43,6 +44,7 @@ from channelhub.security.rbac import has_permission
 
 __all__ = [
     "Assessment",
+    "EarlyRead",
     "RiskEngine",
     "TxnRisk",
     "decide_review",
@@ -84,6 +86,14 @@ class TxnRisk:
     device: str | None
     address: str | None
     now: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyRead:
+    """Features read and recorded by a rider of another statement, for these rules."""
+
+    rules: RuleSet
+    rider: Rider
 
 
 @dataclass(slots=True)
@@ -211,8 +221,28 @@ class RiskEngine:
         async with self.sessions() as session, session.begin():
             return await self.features.purge(session, before)
 
+    def features_rider(self, txn: TxnRisk) -> EarlyRead | None:
+        """Return the rider (kit.db.Rider) that reads and records the features the rules
+        read with another statement, and the rules it read for; None where ``assess`` must
+        read itself (a store outside the database, rules not loaded yet)."""
+        store = self.features
+        if self._stale or not isinstance(store, DatabaseFeatures):
+            return None
+        rules = self.rules
+        rider = store.rider(
+            activity_of(txn),
+            velocity=rules.features & ALL_VELOCITY,
+            sightings=not rules.features.isdisjoint(SIGHTINGS),
+        )
+        return EarlyRead(rules, rider)
+
     async def assess(
-        self, session: AsyncSession, txn: TxnRisk, *, deadline: float | None = None
+        self,
+        session: AsyncSession,
+        txn: TxnRisk,
+        *,
+        deadline: float | None = None,
+        early: EarlyRead | None = None,
     ) -> Assessment:
         """Compute what the rules read and evaluate them.
 
@@ -221,12 +251,15 @@ class RiskEngine:
         short (a cancelled statement would poison the transaction): the caller compares the
         time taken with its budget afterwards.
 
+        ``early``: the features were read and recorded by a rider (``features_rider``), for
+        the rules it carries.
+
         Raises:
             TimeoutError: the outside store did not answer before ``deadline``.
         """
-        if self._stale:
+        if early is None and self._stale:
             await self.refresh(session)
-        rules = self.rules
+        rules = self.rules if early is None else early.rules
         activity = activity_of(txn)
         features: dict[str, Any] = {}
         store = self.features
@@ -236,10 +269,14 @@ class RiskEngine:
         # The store counts this activity in the same round trip as it reads the features for
         # it. A transaction that does not go on takes the count back: the database's with its
         # rollback, Redis' through the forget the step registered beforehand.
-        async with asyncio.timeout_at(deadline if store.outside else None):
-            read = await store.read(
-                session, activity, velocity=velocity, sightings=sightings, record=True
-            )
+        if early is not None:
+            row = await early.rider.result(session)
+            read = DatabaseFeatures.found(row, activity, velocity=velocity, sightings=sightings)
+        else:
+            async with asyncio.timeout_at(deadline if store.outside else None):
+                read = await store.read(
+                    session, activity, velocity=velocity, sightings=sightings, record=True
+                )
         features.update(read)
         if "minutes_since_password_change" in rules.features:
             changed = (

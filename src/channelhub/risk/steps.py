@@ -19,6 +19,7 @@ from typing import Any
 
 from channelhub.kernel.errors import StepUpRequired
 from channelhub.kernel.steps import StepContext, registry
+from channelhub.kit.db import Rider
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import get_logger
@@ -98,6 +99,19 @@ def _keep_decision(
 _CARD_PRESENT = frozenset({"atm", "pos"})
 
 
+@registry.rider("risk.evaluate")
+def evaluate_early(ctx: StepContext, params: Mapping[str, Any]) -> Rider | None:
+    """The features of ``risk.evaluate``, read and recorded with the flow's first statement."""
+    engine = ctx.services.get("risk")
+    if not isinstance(engine, RiskEngine):
+        return None
+    early = engine.features_rider(_txn(ctx, params))
+    if early is None:
+        return None
+    ctx.memo["risk.evaluate"] = early
+    return early.rider
+
+
 @registry.step("risk.evaluate")
 async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """Decide on the transaction by the bank's rules; record why.
@@ -112,9 +126,12 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
         # The store counts the activity as it reads the features: if the transaction does not
         # go on (denied, challenged, failed, or the engine timed out), take it back.
         _forget_on_rollback(ctx, engine, activity_of(txn))
+    early = ctx.memo.pop("risk.evaluate", None) if "risk.evaluate" in ctx.riders else None
     started = asyncio.get_running_loop().time()
     try:
-        assessment = await engine.assess(ctx.session, txn, deadline=started + engine.timeout)
+        assessment = await engine.assess(
+            ctx.session, txn, deadline=started + engine.timeout, early=early
+        )
     except ChannelhubError:
         raise
     except Exception as error:  # down or slow: the service's failure mode decides
