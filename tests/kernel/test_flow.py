@@ -7,12 +7,15 @@ compensations, newest first.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, literal, select, text
 
 from channelhub.kernel import ANONYMOUS, TransactionRequest, TxnStatus
+from channelhub.kernel.steps import StepContext, registry
+from channelhub.kit.db import Rider
 from channelhub.models import JournalEntry
 from channelhub.runtime import Runtime
 from tests.support.flow_steps import CALLS, DID
@@ -147,3 +150,50 @@ async def test_unknown_outcome_leaves_the_transaction_in_doubt(runtime: Runtime)
     (row,) = await _journal(runtime)
     assert row.status == "in_doubt"
     assert await _events(runtime) == []  # no terminal state, no event yet
+
+
+def _rider_builders(
+    monkeypatch: pytest.MonkeyPatch, answer: Callable[[], Rider | None] = lambda: None
+) -> list[str]:
+    """Give test.record and test.observe riders; return the names they were built for."""
+    built: list[str] = []
+
+    def build(ctx: StepContext, params: Mapping[str, Any]) -> Rider | None:
+        built.append(str(params["name"]))
+        return answer()
+
+    monkeypatch.setitem(registry.riders, "test.record", build)
+    monkeypatch.setitem(registry.riders, "test.observe", build)
+    return built
+
+
+async def test_riders_are_built_for_each_steps_first_use_on_postgresql(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _rider_builders(monkeypatch)
+    result = await runtime.engine.execute(_request({"route": "left"}))
+    assert result.status is TxnStatus.SUCCEEDED
+    on_postgresql = runtime.db.dialect.name == "postgresql"
+    assert built == (["a", "look"] if on_postgresql else [])
+
+
+async def test_a_flow_that_calls_out_builds_no_rider(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _rider_builders(monkeypatch)
+    result = await runtime.engine.execute(_request({}, service="test.flow_mixed"))
+    assert result.status is TxnStatus.SUCCEEDED
+    assert built == []
+
+
+async def test_a_step_that_leaves_its_rider_unused_fails_and_undoes_everything(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if runtime.db.dialect.name != "postgresql":
+        pytest.skip("riders run on PostgreSQL only")
+    _rider_builders(
+        monkeypatch, lambda: Rider("test.unused", select(literal(1).label("one")), {}, [])
+    )
+    result = await runtime.engine.execute(_request({"route": "left"}))
+    assert (result.status, result.code) == (TxnStatus.FAILED, "INTERNAL_ERROR")
+    assert await _effects(runtime) == []

@@ -92,12 +92,15 @@ class FlowRunner:
             return
         if any(_calls_out(node) for node in nodes):
             return
+        seen: set[str] = set()
         for node in nodes:
-            if not isinstance(node, CompiledStep) or node.when is not None:
+            if not isinstance(node, CompiledStep):
+                seen.update(_step_names(node))  # a use in a branch comes first
                 continue
             name = node.spec.name
-            build = self.registry.riders.get(name)
-            if build is None or name in ctx.riders:
+            first, build = name not in seen, self.registry.riders.get(name)
+            seen.add(name)
+            if build is None or not first or node.when is not None:
                 continue
             try:
                 rider = build(ctx, node.params)
@@ -216,6 +219,12 @@ class FlowRunner:
             ) from None
         if savepoint is not None:
             await savepoint.commit()
+        rider = ctx.riders.get(node.spec.name)
+        if rider is not None and not rider.delivered:
+            # A rider left behind would go with a later statement: its work twice.
+            entry.update(state=FAILED, code="INTERNAL_ERROR", ms=_ms(started))
+            log.error("rider_unused", step=node.spec.name)
+            raise _Stop(ChannelhubError(f"step {node.spec.name} left its rider unused"))
         entry.pop("data", None)  # only recovery needs it, and only while the call is open
         entry.update(state=DONE, ms=_ms(started))
         if output:
@@ -302,6 +311,12 @@ def _holds(program: Any, source: str, ctx: StepContext) -> bool:
 
 def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
+
+
+def _step_names(node: CompiledNode) -> set[str]:
+    if isinstance(node, CompiledBranch):
+        return {name for child in (*node.then, *node.otherwise) for name in _step_names(child)}
+    return {node.spec.name}
 
 
 def _calls_out(node: CompiledNode) -> bool:

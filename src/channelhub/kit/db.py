@@ -302,6 +302,11 @@ class Rider:
         self.ctes = tuple(ctes)
         self._row: Any = _PENDING
 
+    @property
+    def delivered(self) -> bool:
+        """Tell whether the rider ran and its answer is here."""
+        return self._row is not _PENDING
+
     async def result(self, session: AsyncSession) -> Any:
         """Return the rider's row (``row.column`` works), sending it now, with any other
         rider still waiting, if no statement carried it yet."""
@@ -348,7 +353,8 @@ def _bind_names(*clauses: Any) -> set[str]:
 def _compose(carrier: FastStatement | None, riders: Sequence[Rider]) -> _Composed | None:
     """The one statement that runs ``riders`` (and ``carrier``, returning its rows); None when
     they cannot go together (bind names clash, or the carrier is not a plain SELECT)."""
-    key = (id(carrier.pg_core) if carrier else None, *(rider.shape for rider in riders))
+    # The carrier itself, not its id(): the key keeps it alive, so no other takes its id.
+    key = (carrier, *(rider.shape for rider in riders))
     if key in _COMPOSED:
         return _COMPOSED[key]
     composed = None
