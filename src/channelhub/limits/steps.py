@@ -67,10 +67,11 @@ def reserve_early(ctx: StepContext, params: Mapping[str, Any]) -> Rider | None:
     center = ctx.services.get("limits")
     if not isinstance(center, LimitCenter):
         return None
-    early = center.booking_rider(_facts(ctx, params, None), ctx.now)
+    facts = _facts(ctx, params, None)
+    early = center.booking_rider(facts, ctx.now)
     if early is None:
         return None
-    ctx.memo["limits.reserve"] = early
+    ctx.memo["limits.reserve"] = facts, early
     return early[1]
 
 
@@ -83,13 +84,16 @@ async def reserve(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, A
     ``card`` (the input fields naming the debited account and the card used, if any).
     """
     center = _center(ctx)
-    early = ctx.memo.pop("limits.reserve", None) if "limits.reserve" in ctx.riders else None
-    segment = None
-    customer_id = ctx.request.principal.attributes.get("customer_id", "")
-    if early is None and center.uses_segments and customer_id:
-        found = await standing(ctx, customer_id)
-        segment = found.segment if found is not None else None
-    facts = _facts(ctx, params, segment)
+    built = ctx.memo.pop("limits.reserve", None) if "limits.reserve" in ctx.riders else None
+    if built is not None:
+        facts, early = built
+    else:
+        early, segment = None, None
+        customer_id = ctx.request.principal.attributes.get("customer_id", "")
+        if center.uses_segments and customer_id:
+            found = await standing(ctx, customer_id)
+            segment = found.segment if found is not None else None
+        facts = _facts(ctx, params, segment)
     charges = await center.reserve(ctx.session, ctx.txn_id, facts, ctx.now, early=early)
     if center.counters.outside and charges:
         session, txn_id = ctx.session, ctx.txn_id

@@ -105,10 +105,11 @@ def evaluate_early(ctx: StepContext, params: Mapping[str, Any]) -> Rider | None:
     engine = ctx.services.get("risk")
     if not isinstance(engine, RiskEngine):
         return None
-    early = engine.features_rider(_txn(ctx, params))
+    txn = _txn(ctx, params)
+    early = engine.features_rider(txn)
     if early is None:
         return None
-    ctx.memo["risk.evaluate"] = early
+    ctx.memo["risk.evaluate"] = txn, early
     return early.rider
 
 
@@ -120,13 +121,13 @@ async def evaluate(ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, 
     where it comes from), ``on_failure`` (``closed``, the default, or ``open``).
     """
     engine = _engine(ctx)
-    txn = _txn(ctx, params)
+    built = ctx.memo.pop("risk.evaluate", None) if "risk.evaluate" in ctx.riders else None
+    txn, early = built if built is not None else (_txn(ctx, params), None)
     fail_open = params.get("on_failure", "closed") == "open"
     if engine.features.outside:
         # The store counts the activity as it reads the features: if the transaction does not
         # go on (denied, challenged, failed, or the engine timed out), take it back.
         _forget_on_rollback(ctx, engine, activity_of(txn))
-    early = ctx.memo.pop("risk.evaluate", None) if "risk.evaluate" in ctx.riders else None
     started = asyncio.get_running_loop().time()
     try:
         assessment = await engine.assess(
