@@ -111,6 +111,7 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
         pool_size=pool_size,
         max_overflow=0,
         json_serializer=json_dumps,
+        json_deserializer=orjson.loads,
         # No pre-ping: it is a round trip per transaction. A dropped connection fails its
         # transaction, which rolls back and is retried by the client with the same key.
         pool_recycle=1800,
