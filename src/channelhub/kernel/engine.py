@@ -99,6 +99,8 @@ class TransactionEngine:
         self.clock = clock
         #: The node's domain services, handed to every step (StepContext.services).
         self.services: dict[str, Any] = dict(services or {})
+        bind = sessions.kw.get("bind")
+        self._on_postgresql = bind is not None and bind.dialect.name == "postgresql"
 
     async def execute(self, request: TransactionRequest) -> TransactionResult:
         """Run ``request`` once, whatever number of times it arrives; return its outcome."""
@@ -160,6 +162,7 @@ class TransactionEngine:
         session: AsyncSession,
         now: dt.datetime,
         stepped_up: bool,
+        amount: Money | None,
     ) -> StepContext:
         return StepContext(
             txn_id=txn_id,
@@ -171,6 +174,8 @@ class TransactionEngine:
             node_id=self.settings.node_id,
             services=self.services,
             stepped_up=stepped_up,
+            amount=amount,
+            on_postgresql=self._on_postgresql,
         )
 
     async def _run_atomic(
@@ -195,7 +200,7 @@ class TransactionEngine:
         committing = committed = False
         async with self.sessions() as session:
             try:
-                ctx = self._context(txn_id, service, request, session, now, stepped_up)
+                ctx = self._context(txn_id, service, request, session, now, stepped_up, amount)
                 outcome = await self.runner.run_atomic(ctx, service.flow)
                 result = _result_of(txn_id, outcome, ctx, amount, request.locale)
                 if not outcome.ok:
@@ -352,7 +357,7 @@ class TransactionEngine:
                     await session.rollback()
                     return await self._answer_duplicate(first, fingerprint, request.locale)
 
-                ctx = self._context(txn_id, service, request, session, now, stepped_up)
+                ctx = self._context(txn_id, service, request, session, now, stepped_up, amount)
 
                 async def checkpoint(step_log: StepLog) -> None:
                     nonlocal committed_once

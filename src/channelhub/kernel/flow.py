@@ -14,7 +14,7 @@ from typing import Any
 
 from channelhub.kernel.catalog.compiled import CompiledBranch, CompiledNode, CompiledStep
 from channelhub.kernel.steps import OutcomeUnknown, Resolution, StepContext, StepRegistry
-from channelhub.kit.db import on_postgresql, ride
+from channelhub.kit.db import ride
 from channelhub.kit.errors import ChannelhubError
 from channelhub.kit.logging import get_logger
 
@@ -88,7 +88,7 @@ class FlowRunner:
         call out (an inquiry may end a read-only transaction half-way), for steps the flow
         always reaches unless it fails (top level, no ``when``), each step's first use only.
         """
-        if not self.registry.riders or not on_postgresql(ctx.session):
+        if not self.registry.riders or not ctx.on_postgresql:
             return
         if any(_calls_out(node) for node in nodes):
             return

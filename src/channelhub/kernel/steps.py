@@ -20,6 +20,7 @@ from channelhub.kernel.journal import KeptRow
 from channelhub.kernel.model import TransactionRequest
 from channelhub.kit.db import Rider
 from channelhub.kit.errors import ChannelhubError
+from channelhub.kit.money import Money
 
 if TYPE_CHECKING:
     from channelhub.kernel.catalog.compiled import CompiledService
@@ -82,6 +83,10 @@ class StepContext:
     parked: str | None = None
     #: The customer proved a fresh second factor bound to this very transaction.
     stepped_up: bool = False
+    #: The transaction's amount, as the service's definition names it (None: it has none).
+    amount: Money | None = None
+    #: Whether ``session`` is on PostgreSQL (where riders go).
+    on_postgresql: bool = False
     #: Statements sent early for steps of an all-local flow, by step name (the step's rider,
     #: ``StepRegistry.rider``); a step finds its own here or runs its statement itself.
     riders: dict[str, Rider] = field(default_factory=dict)

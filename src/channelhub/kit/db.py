@@ -32,7 +32,6 @@ __all__ = [
     "is_sqlite",
     "make_sessionmaker",
     "normalize_url",
-    "on_postgresql",
     "pg_connection",
     "ride",
     "sqlite_path",
@@ -320,11 +319,6 @@ class Rider:
                 raise RuntimeError("riders run on PostgreSQL only")
             await _send(driver, riders)
         return self._row
-
-
-def on_postgresql(session: AsyncSession) -> bool:
-    """Tell whether ``session`` runs on PostgreSQL (where riders go)."""
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def ride(session: AsyncSession, rider: Rider) -> None:

@@ -38,6 +38,8 @@ async def standing(ctx: StepContext, customer_id: str) -> cau.CustomerStanding |
 
 
 def _amount(ctx: StepContext) -> Money:
+    if ctx.amount is not None:
+        return ctx.amount
     fields = ctx.service.definition.amount
     if fields is None:
         raise ChannelhubError(f"{ctx.service.id} has no amount for limits.reserve")

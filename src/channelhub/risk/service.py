@@ -323,6 +323,8 @@ class RiskEngine:
         }
 
     async def _lists(self, session: AsyncSession, txn: TxnRisk) -> dict[str, Any]:
+        if not self.lists:  # nothing listed: nothing to look up
+            return {"deny": False, "deny_hits": [], "watch": False, "watch_hits": []}
         parties = {
             "account": [value for value in (txn.account, txn.beneficiary) if value],
             "device": [txn.device] if txn.device else [],

@@ -51,7 +51,7 @@ def _txn(ctx: StepContext, params: Mapping[str, Any]) -> TxnRisk:
     if fields is None:
         raise ChannelhubError(f"{ctx.service.id} has no amount for risk.evaluate")
     payload = ctx.request.payload
-    amount = Money.parse(payload.get(fields.amount), payload.get(fields.currency))
+    amount = ctx.amount or Money.parse(payload.get(fields.amount), payload.get(fields.currency))
     principal = ctx.request.principal
     beneficiary, account = str(params.get("beneficiary", "")), str(params.get("account", ""))
     return TxnRisk(
