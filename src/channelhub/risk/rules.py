@@ -36,6 +36,10 @@ SEVERITY = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 _FEATURE = re.compile(r"\bfeatures\.([a-z_][a-z0-9_]*)")
+#: The activation's variables whose fields a rule names (``txn.amount``), and a variable named
+#: whole (``"device" in txn``), which then goes whole.
+_FIELD = re.compile(r"\b(txn|customer|features|lists)\s*\.\s*([a-z_][a-z0-9_]*)")
+_WHOLE = re.compile(r"\b(txn|customer|features|lists)\b(?!\s*\.)")
 
 
 class RuleError(ValueError):
@@ -176,6 +180,19 @@ def features_read(expressions: Iterable[str]) -> frozenset[str]:
     return frozenset(name for source in expressions for name in _FEATURE.findall(source))
 
 
+def _fields_read(expressions: Iterable[str]) -> dict[str, frozenset[str] | None]:
+    """Return, per activation variable, the fields the expressions read (None: all of it)."""
+    fields: dict[str, set[str]] = {}
+    whole: set[str] = set()
+    for source in expressions:
+        for variable, name in _FIELD.findall(source):
+            fields.setdefault(variable, set()).add(name)
+        whole.update(_WHOLE.findall(source))
+    read: dict[str, frozenset[str] | None] = {v: frozenset(n) for v, n in fields.items()}
+    read.update(dict.fromkeys(whole))
+    return read
+
+
 class RuleSet:
     """The rules of one node, compiled into one program."""
 
@@ -184,8 +201,21 @@ class RuleSet:
         self.features = features_read(rule.expression for rule in self.rules)
         self.reads_customer = any("customer." in rule.expression for rule in self.rules)
         self._programs = tuple(compile_rule(rule.expression) for rule in self.rules)
+        self._fields = _fields_read(rule.expression for rule in self.rules)
         combined = ", ".join(f"({rule.expression})" for rule in self.rules)
         self._all = cel.compile(f"[{combined}]") if self.rules else None
+
+    def trim(self, activation: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """Return ``activation`` with only what the rules read: handing a value to CEL costs
+        most of an evaluation, and the default rules read 6 of 22 fields."""
+        trimmed: dict[str, Any] = {}
+        for variable, value in activation.items():
+            fields = self._fields.get(variable, frozenset())
+            if fields is None:
+                trimmed[variable] = value
+            elif fields:
+                trimmed[variable] = {name: value[name] for name in fields if name in value}
+        return trimmed
 
     def evaluate(self, activation: Mapping[str, Any], *, error_outcome: str) -> Evaluation:
         """Evaluate every rule against ``activation``; a rule that fails counts as its

@@ -167,3 +167,78 @@ def test_the_decision_is_the_severest_enforced_outcome(
     assert result.outcome == expected
     assert result.score == min(sum(s for _, s in enforced), 1000)
     assert len(result.fired) == len(fired)
+
+
+def test_the_rules_are_handed_only_what_they_read() -> None:
+    rules = RuleSet(
+        [
+            _rule("big", "txn.amount >= 100 && features.customer_count_5m > 2"),
+            _rule("listed", "lists.deny"),
+        ]
+    )
+    trimmed = rules.trim(sample_activation())
+    assert trimmed == {
+        "txn": {"amount": 100},
+        "features": {"customer_count_5m": 0},
+        "lists": {"deny": False},
+    }
+    # A variable named whole (not one field of it) goes whole.
+    whole = RuleSet([_rule("keyed", '"device" in txn && size(customer) > 0')])
+    activation = sample_activation()
+    assert whole.trim(activation) == {"txn": activation["txn"], "customer": activation["customer"]}
+
+
+_ACTIVATIONS = st.fixed_dictionaries(
+    {
+        "txn": st.fixed_dictionaries(
+            {
+                "service": st.sampled_from(["transfer.internal", "cash.withdraw"]),
+                "channel": st.sampled_from(["mobile", "atm", "teller"]),
+                "amount": st.integers(0, 10**9),
+                "currency": st.sampled_from(["CNY", "USD"]),
+                "beneficiary": st.text(max_size=8),
+                "device": st.text(max_size=8),
+                "address": st.text(max_size=8),
+                "hour": st.integers(0, 23),
+                "minute": st.integers(0, 59),
+                "weekday": st.integers(1, 7),
+            }
+        ),
+        "customer": st.fixed_dictionaries(
+            {"segment": st.sampled_from(["retail", "vip"]), "kyc_level": st.integers(0, 3)}
+        ),
+        "features": st.fixed_dictionaries(
+            {
+                "customer_count_5m": st.integers(0, 20),
+                "customer_sum_24h": st.integers(0, 10**9),
+                "new_beneficiary": st.booleans(),
+                "new_device": st.booleans(),
+            }
+        ),
+        "lists": st.fixed_dictionaries(
+            {
+                "deny": st.booleans(),
+                "watch": st.booleans(),
+                "deny_hits": st.lists(st.sampled_from(["account", "device"]), max_size=2),
+                "watch_hits": st.lists(st.sampled_from(["account", "device"]), max_size=2),
+            }
+        ),
+    }
+)
+_MIXED = RuleSet(
+    [
+        _rule("default_like", "features.new_beneficiary && txn.amount >= 200000", "challenge"),
+        _rule("burst", "features.customer_count_5m >= 5", "review"),
+        _rule("night", "(txn.hour >= 23 || txn.hour < 6) && features.new_device", "challenge"),
+        _rule("hits", '"device" in lists.deny_hits || lists.watch', "review"),
+        _rule("vip", 'customer.segment == "vip" && txn.channel == "atm"', "allow"),
+        _rule("whole", 'has(txn.device) && size(txn) == 10 && txn.device != ""', "allow"),
+        _rule("sum", "features.customer_sum_24h > 5000000", "deny"),
+    ]
+)
+
+
+@given(_ACTIVATIONS)
+def test_trimming_never_changes_a_verdict(activation: dict[str, Any]) -> None:
+    full = _MIXED.evaluate(activation, error_outcome="review")
+    assert _MIXED.evaluate(_MIXED.trim(activation), error_outcome="review") == full
