@@ -2,7 +2,7 @@
 something reads (migration 0007), and the velocity lookups still use them, on SQLite and
 PostgreSQL: the risk activity's primary key leads with (customer_id, at), its device,
 beneficiary and address indexes leave out the rows without one, and limit counters have no
-index on their expiry."""
+index on their expiry; risk decisions have none on their time (migration 0008)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import datetime as dt
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channelhub.kit.ids import new_id
 from channelhub.runtime import Runtime
 
 PARTIAL = {
@@ -84,3 +85,24 @@ async def test_velocity_lookups_use_the_indexes(runtime: Runtime) -> None:
     assert "ix_risk_activity_device_at" in device, device
     # PostgreSQL names the key's index; SQLite searches its automatic index of the key.
     assert "pk_risk_activity" in customer or "sqlite_autoindex_risk_activity" in customer, customer
+
+
+async def test_decisions_are_found_by_transaction_and_by_time_through_their_keys(
+    runtime: Runtime,
+) -> None:
+    indexes = await _indexes(runtime, "risk_decisions")
+    assert "ix_risk_decisions_at" not in indexes  # migration 0008: nothing read by it
+    assert "ix_risk_decisions_txn_id" in indexes
+    # Ids are UUIDv7, in the order decisions are made: a range of them is a range of time.
+    earlier, later = new_id(), new_id()
+    assert earlier < later
+    async with runtime.sessions() as session:
+        # As each database stores a UUID: PostgreSQL's own type, SQLite's 32 hex digits.
+        pg = await _postgres(session)
+        first, last = (str(earlier), str(later)) if pg else (earlier.hex, later.hex)
+        by_time = await _plan(
+            session,
+            "SELECT * FROM risk_decisions WHERE id >= :first AND id < :last",
+            {"first": first, "last": last},
+        )
+    assert "pk_risk_decisions" in by_time or "sqlite_autoindex_risk_decisions" in by_time, by_time

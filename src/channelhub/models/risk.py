@@ -143,7 +143,7 @@ class RiskDecision(Base):
     __table_args__ = (
         CheckConstraint(f"outcome IN {_OUTCOME_SQL}", name="outcome_known"),
         Index("ix_risk_decisions_txn_id", "txn_id"),
-        Index("ix_risk_decisions_at", "at"),
+        # No index on ``at`` (migration 0008): the id is a UUIDv7, in the order of ``at``.
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
