@@ -290,10 +290,8 @@ class DatabaseFeatures:
         goes to ``found``."""
         names = frozenset(velocity) & ALL_VELOCITY
         query = _read_query(names, sightings)
+        # The record's parameters hold the sightings' too (``b_seen_*``).
         params = self._velocity_params(activity) if names else {}
-        if sightings:
-            params["b_seen_beneficiary"] = activity.beneficiary or None
-            params["b_seen_device"] = activity.device or None
         params.update(self._cte_params(activity))
         row = select(literal(1).label("recorded")) if query is None else query
         return Rider(("risk.features", names, sightings), row, params, [_RECORDED, _SIGHTED])
