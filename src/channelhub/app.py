@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -13,12 +12,17 @@ from starlette.responses import Response
 
 from channelhub.channels import openapi, rest, teller
 from channelhub.channels.iso8583 import Iso8583Server, MessageProcessor, ServerLimits
-from channelhub.channels.iso8583.expiry import run_authorization_expiry
+from channelhub.channels.iso8583.expiry import (
+    AUTHORIZATION_EXPIRY_SECONDS,
+    release_expired_authorizations,
+)
 from channelhub.channels.iso20022 import api as interbank
 from channelhub.config import Settings, load_settings
 from channelhub.kernel import lookup
+from channelhub.kit.clock import utc_now
 from channelhub.kit.ids import new_id
 from channelhub.kit.logging import configure_logging, get_logger
+from channelhub.kit.loops import Loops
 from channelhub.limits import api as limits_api
 from channelhub.ops import health, metrics
 from channelhub.risk import api as risk_api
@@ -41,26 +45,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await runtime.start()
         terminals = await _start_iso8583(runtime)
         app.state.iso8583 = terminals
-        loops = [asyncio.create_task(loop) for loop in runtime.background()]
+        loops = Loops()
+        runtime.schedule(loops)
         # Any node may release authorizations nobody completed, whether it serves terminals.
-        expiry = run_authorization_expiry(
-            runtime.engine, hold_days=settings.iso8583.authorization_hold_days
+        hold_days = settings.iso8583.authorization_hold_days
+        loops.every(
+            AUTHORIZATION_EXPIRY_SECONDS,
+            lambda: release_expired_authorizations(
+                runtime.engine, hold_days=hold_days, now=utc_now()
+            ),
+            name="authorization_expiry_round",
         )
-        loops.append(asyncio.create_task(expiry))
-        worker = None
         if settings.recovery.enabled:
-            worker = asyncio.create_task(
-                runtime.recovery.run_forever(interval=settings.recovery.interval_seconds)
+            loops.every(
+                settings.recovery.interval_seconds,
+                runtime.recovery.run_pass,
+                name="recovery_pass",
+                first_after=0,
             )
         log.info("node_started", node_id=settings.node_id, services=len(runtime.catalog))
         try:
             yield
         finally:
-            for task in (*loops, worker):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await loops.stop()
             if terminals is not None:
                 await terminals.close()
             await runtime.close()

@@ -5,12 +5,11 @@ The HTTP app and the CLI both build one; nothing here knows about HTTP.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import importlib
 import os
 import secrets
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from channelhub.kernel.steps import StepRegistry
 from channelhub.kit.clock import utc_now
 from channelhub.kit.db import create_engine, make_sessionmaker
 from channelhub.kit.logging import get_logger
+from channelhub.kit.loops import Loops
 from channelhub.kit.money import Money
 from channelhub.kit.quotas import Quotas
 from channelhub.limits.counters import CounterStore, DatabaseCounters, RedisCounters
@@ -79,6 +79,8 @@ BUILTIN_ROUTE = "builtin"
 #: The purge of what no check reads any more runs a minute after start, then hourly.
 PURGE_FIRST_SECONDS = 60.0
 PURGE_EVERY_SECONDS = 3600.0
+#: Teller approvals nobody decided by the end of their business day are looked for each minute.
+TELLER_EXPIRY_SECONDS = 60.0
 
 log = get_logger(__name__)
 
@@ -336,33 +338,33 @@ class Runtime:
         await self.limits.refresh()
         await self.risk.refresh()
 
-    def background(self) -> list[Coroutine[Any, Any, None]]:
-        """Return the loops that keep this node in step with the others."""
-        return [
-            self.security.run_sync_forever(),
-            self.limits.run_sync_forever(),
-            self.risk.run_sync_forever(),
-            self.engine.services["teller"].run_expiry_forever(self.engine),
-            self.run_purge_forever(),
-        ]
+    def schedule(self, loops: Loops) -> None:
+        """Start the loops that keep this node in step with the others and tidy the
+        database; every node runs them (each round is safe to run on several at once)."""
+        loops.every(self.security.config.sync_seconds, self.security.sync, name="security_sync")
+        loops.every(self.limits.sync_seconds, self.limits.sync, name="limits_sync")
+        loops.every(self.risk.sync_seconds, self.risk.sync, name="risk_sync")
+        teller = self.engine.services["teller"]
+        loops.every(
+            TELLER_EXPIRY_SECONDS,
+            lambda: teller.expire_overdue(self.engine, now=utc_now()),
+            name="teller_expiry",
+        )
+        loops.every(
+            PURGE_EVERY_SECONDS, self.purge_round, name="purge", first_after=PURGE_FIRST_SECONDS
+        )
 
     async def purge(self, now: dt.datetime) -> Purged:
         """Delete what no check reads any more: limit counters of periods over, and risk
         activity older than the longest feature window."""
         return Purged(counters=await self.limits.purge(now), activity=await self.risk.purge(now))
 
-    async def run_purge_forever(self) -> None:
-        """Purge once an hour, from the first minute on (every node: a row already gone is
-        simply not found again)."""
-        while True:
-            await asyncio.sleep(PURGE_FIRST_SECONDS)
-            try:
-                purged = await self.purge(utc_now())
-                if purged.counters or purged.activity:
-                    log.info("purged", counters=purged.counters, activity=purged.activity)
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("purge_failed")
-            await asyncio.sleep(PURGE_EVERY_SECONDS - PURGE_FIRST_SECONDS)
+    async def purge_round(self) -> None:
+        """Purge and log what went (once an hour, from the first minute on, on every node:
+        a row already gone is simply not found again)."""
+        purged = await self.purge(utc_now())
+        if purged.counters or purged.activity:
+            log.info("purged", counters=purged.counters, activity=purged.activity)
 
     async def close(self) -> None:
         """Release the back ends', the database's and Redis's connections."""

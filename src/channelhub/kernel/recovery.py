@@ -12,7 +12,6 @@ happened.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,22 +85,18 @@ class RecoveryWorker:
             ).append(str(txn_id))
         return report
 
-    async def run_forever(self, *, interval: float) -> None:
-        """Run a pass every ``interval`` seconds until cancelled; a failing pass is logged."""
-        while True:
-            try:
-                report = await self.run_once()
-                if report.found:
-                    log.info(
-                        "recovery_pass",
-                        found=report.found,
-                        aborted=len(report.aborted),
-                        completed=len(report.completed),
-                        in_doubt=len(report.still_in_doubt),
-                    )
-            except Exception:  # the worker must outlive a database hiccup
-                log.exception("recovery_pass_failed")
-            await asyncio.sleep(interval)
+    async def run_pass(self) -> None:
+        """Run one pass and log what it found (the node's background loop, every
+        ``recovery.interval_seconds``)."""
+        report = await self.run_once()
+        if report.found:
+            log.info(
+                "recovery_pass",
+                found=report.found,
+                aborted=len(report.aborted),
+                completed=len(report.completed),
+                in_doubt=len(report.still_in_doubt),
+            )
 
     async def _recover(self, txn_id: Any) -> str | None:
         """Settle and close one transaction; None if another node claimed it first."""

@@ -5,7 +5,6 @@ transaction against all the limits that govern it.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
@@ -153,15 +152,11 @@ class LimitCenter:
         if self._stale:
             await self.refresh(session)
 
-    async def run_sync_forever(self) -> None:
-        """Pick up limit changes made through any node, until cancelled."""
-        while True:
-            await asyncio.sleep(self.sync_seconds)
-            try:
-                if await self.refresh():
-                    log.info("limits_reloaded", limits=len(self._bank))
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("limits_sync_failed")
+    async def sync(self) -> None:
+        """Pick up limit changes made through any node (a background loop, every
+        ``sync_seconds``)."""
+        if await self.refresh():
+            log.info("limits_reloaded", limits=len(self._bank))
 
     async def purge(self, now: dt.datetime) -> int:
         """Delete the counters of periods already over (the database's: Redis' expire by

@@ -204,15 +204,11 @@ class RiskEngine:
         """Make the next evaluation on this node re-read rules and lists."""
         self._stale = True
 
-    async def run_sync_forever(self) -> None:
-        """Pick up rule and list changes made through any node, until cancelled."""
-        while True:
-            await asyncio.sleep(self.sync_seconds)
-            try:
-                if await self.refresh():
-                    log.info("risk_reloaded", rules=len(self.rules.rules))
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("risk_sync_failed")
+    async def sync(self) -> None:
+        """Pick up rule and list changes made through any node (a background loop, every
+        ``sync_seconds``)."""
+        if await self.refresh():
+            log.info("risk_reloaded", rules=len(self.rules.rules))
 
     async def purge(self, now: dt.datetime) -> int:
         """Delete the activity no feature window reads any more (kept an hour past the

@@ -191,15 +191,6 @@ class SecurityCenter:
             self.verifier.revoke(revoked)
         self._synced_at = now
 
-    async def run_sync_forever(self) -> None:
-        """Sync every ``sync_seconds`` until cancelled; a failed sync is logged and retried."""
-        while True:
-            await asyncio.sleep(self.config.sync_seconds)
-            try:
-                await self.sync()
-            except Exception:
-                log.exception("security_sync_failed")
-
     # --- verifying a request ---
 
     async def authenticate(self, token: str) -> Principal:

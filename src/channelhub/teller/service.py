@@ -7,7 +7,6 @@ transaction).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import uuid
@@ -454,18 +453,6 @@ class TellerDesk:
         if expired:
             log.info("teller_approvals_expired", count=expired)
         return expired
-
-    async def run_expiry_forever(
-        self, kernel: TransactionEngine, *, interval_seconds: float = 60.0
-    ) -> None:
-        """Expire overdue approvals every ``interval_seconds``; runs until cancelled. Every
-        node may run it: each approval is decided under its row lock, once."""
-        while True:
-            await asyncio.sleep(interval_seconds)
-            try:
-                await self.expire_overdue(kernel, now=utc_now())
-            except Exception:  # a bad round must not end the loop
-                log.exception("teller_expiry_failed")
 
     async def pending(self, principal: Principal) -> list[dict[str, Any]]:
         """Return the approvals waiting in the caller's branch, oldest first.

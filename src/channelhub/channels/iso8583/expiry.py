@@ -10,7 +10,6 @@ twice, and a sweep of two nodes at once reverses each authorization once.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 from channelhub.kernel import (
@@ -21,10 +20,9 @@ from channelhub.kernel import (
     TransactionRequest,
     journal,
 )
-from channelhub.kit.clock import utc_now
 from channelhub.kit.logging import get_logger
 
-__all__ = ["release_expired_authorizations", "run_authorization_expiry"]
+__all__ = ["AUTHORIZATION_EXPIRY_SECONDS", "release_expired_authorizations"]
 
 log = get_logger(__name__)
 
@@ -32,6 +30,8 @@ _AUTHORIZATION = "card.authorize"
 _REVERSAL = "card.reverse"
 #: How many authorizations one round releases.
 _BATCH = 200
+#: Every node looks for expired authorizations this often (a node's background loop).
+AUTHORIZATION_EXPIRY_SECONDS = 300.0
 
 
 async def release_expired_authorizations(
@@ -72,15 +72,3 @@ async def release_expired_authorizations(
     if released:
         log.info("authorizations_released", count=released)
     return released
-
-
-async def run_authorization_expiry(
-    engine: TransactionEngine, *, hold_days: int, interval_seconds: float = 300.0
-) -> None:
-    """Release expired authorizations every ``interval_seconds``; runs until cancelled."""
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            await release_expired_authorizations(engine, hold_days=hold_days, now=utc_now())
-        except Exception:  # a bad round must not end the loop
-            log.exception("authorization_expiry_round_failed")
