@@ -262,3 +262,32 @@ async def test_postgres_refuses_an_unbalanced_entry_at_commit(runtime: Runtime) 
         )
         with pytest.raises(DBAPIError, match="does not balance"):
             await session.commit()
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 5, 7])
+async def test_an_entry_over_few_or_many_accounts_moves_each_or_none(
+    runtime: Runtime, count: int
+) -> None:
+    """On PostgreSQL up to four accounts are locked by one parameter each, more by an array:
+    either way each account moves once, and a floor broken by one leg moves none."""
+    tag = uuid.uuid4().hex[:12]
+    codes = [f"M{tag}{index}" for index in range(count)]
+    gl = f"GL-M{tag}"
+    amounts = [1_000 * (index + 1) for index in range(count)]
+    async with runtime.sessions() as session, session.begin():
+        await ledger.open_account(session, code=gl, currency="CNY", gl_type="clearing", now=NOW)
+        for code in codes:
+            await ledger.open_account(session, code=code, currency="CNY", floor_minor=0, now=NOW)
+        await _post(session, [*zip(codes, amounts, strict=True), (gl, -sum(amounts))])
+    # Take back one more than the last account holds: the whole entry is refused.
+    back = [-amount for amount in amounts]
+    back[-1] -= 1
+    with pytest.raises(InsufficientFunds):
+        async with runtime.sessions() as session, session.begin():
+            await _post(session, [*zip(codes, back, strict=True), (gl, -sum(back))])
+    async with runtime.sessions() as session:
+        balances = await ledger.balances(session, [*codes, gl])
+        problems = await ledger.verify(session)
+    assert problems == []
+    assert [balances[code].ledger_minor for code in codes] == amounts
+    assert balances[gl].ledger_minor == -sum(amounts)
