@@ -71,6 +71,7 @@ class JournalEntry(Base):
     status: Mapped[str] = mapped_column(String(16))
     code: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(String(512))
+    # On PostgreSQL both are compressed with LZ4 when a row outgrows 2 KB (migration 0009).
     response: Mapped[dict[str, Any] | None]
     step_log: Mapped[list[Any]]
     node_id: Mapped[str] = mapped_column(String(128))
