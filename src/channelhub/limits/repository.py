@@ -223,7 +223,7 @@ def _charges_json(charges: Sequence[Charge]) -> str:
     return orjson.dumps(
         [
             {
-                "limit_id": str(charge.limit.id),
+                "limit_id": charge.limit.id_text,
                 "subject": charge.subject,
                 "bucket": charge.bucket,
                 "minor": charge.amount_minor,

@@ -7,6 +7,7 @@ Every function takes its data and ``now`` as arguments, so that it is testable a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,12 @@ __all__ = [
 def bucket_of(period: str, now: dt.datetime, zone: ZoneInfo) -> tuple[str, dt.date]:
     """Return the period key ``now`` falls in, in the bank's time zone, and the first day
     after the period (``2026-12-01`` and 2026-12-02 for a daily limit)."""
-    day = now.astimezone(zone).date()
+    return _bucket(period, now.astimezone(zone).date())
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket(period: str, day: dt.date) -> tuple[str, dt.date]:
+    """``bucket_of`` for the bank's date ``day``: the same few answers all day long."""
     if period == "daily":
         return day.isoformat(), day + dt.timedelta(days=1)
     if period == "monthly":
@@ -79,6 +85,7 @@ def charges_for(
     """
     charges: list[Charge] = []
     broken: LimitDef | None = None
+    day = now.astimezone(zone).date()
     for limit in limits:
         if limit.period == "transaction":
             cap = limit.max_amount_minor
@@ -86,7 +93,7 @@ def charges_for(
             if over and (broken is None or (cap or 0) < (broken.max_amount_minor or 0)):
                 broken = limit
             continue
-        bucket, expires_on = bucket_of(limit.period, now, zone)
+        bucket, expires_on = _bucket(limit.period, day)
         charges.append(
             Charge(
                 limit=limit,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,6 +34,11 @@ class LimitDef:
     max_amount_minor: int | None
     max_count: int | None
     version: int = 1
+    #: ``str(id)``, made once: every charge's counter key and step-log entry names it.
+    id_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id_text", str(self.id))
 
     @classmethod
     def of(cls, row: Any) -> LimitDef:
@@ -82,12 +87,12 @@ class Charge:
     @property
     def key(self) -> tuple[str, str, str]:
         """Return the counter's identity: limit, counted subject, period."""
-        return str(self.limit.id), self.subject, self.bucket
+        return self.limit.id_text, self.subject, self.bucket
 
     def as_dict(self) -> dict[str, Any]:
         """Return the charge as the step log keeps it, for ``limits.release``."""
         return {
-            "limit": str(self.limit.id),
+            "limit": self.limit.id_text,
             "subject": self.subject,
             "bucket": self.bucket,
             "amount_minor": self.amount_minor,
