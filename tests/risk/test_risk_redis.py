@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 from channelhub.kernel import journal
 from channelhub.kernel.codes import lookup
 from channelhub.kernel.model import TxnStatus
-from channelhub.kit.clock import utc_now
 from channelhub.risk.features import Activity
 from channelhub.risk.features_redis import RedisFeatures
 from channelhub.runtime import Runtime
@@ -57,7 +56,9 @@ async def _features_of_alice(bank: Bank, to: str) -> dict[str, Any]:
     """What the store would answer for alice's next transfer to ``to`` (nothing recorded)."""
     store = bank.runtime.risk.features
     customer = bank.principals["alice"].attributes["customer_id"]
-    probe = Activity(uuid.uuid4(), customer, None, bank.accounts[to], None, 1, "CNY", utc_now())
+    # At the engine's time (14:30 in Shanghai), in whose windows the transfers were counted.
+    now = bank.runtime.engine.clock()
+    probe = Activity(uuid.uuid4(), customer, None, bank.accounts[to], None, 1, "CNY", now)
     session: Any = None  # the Redis store has no use for a session
     return {**await store.velocity(session, probe), **await store.sightings(session, probe)}
 
