@@ -3,6 +3,7 @@ limit that governs it (and give it back), and a customer's own limits (set and l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,12 +48,18 @@ def _amount(ctx: StepContext) -> Money:
     return Money.parse(payload.get(fields.amount), payload.get(fields.currency))
 
 
+@functools.lru_cache(maxsize=256)
+def _groups(service_id: str, group: str) -> frozenset[str]:
+    """The service and the group it names, which its limits may be set on."""
+    return frozenset({service_id, group})
+
+
 def _facts(ctx: StepContext, params: Mapping[str, Any], segment: str | None) -> TxnFacts:
     amount = _amount(ctx)
     payload = ctx.request.payload
     account_field, card_field = str(params.get("account", "")), str(params.get("card", ""))
     return TxnFacts(
-        groups=frozenset({ctx.service.id, str(params.get("group", ctx.service.id))}),
+        groups=_groups(ctx.service.id, str(params.get("group", ctx.service.id))),
         channel=channel_kind(ctx.request.channel),
         currency=amount.currency,
         amount_minor=amount.minor,

@@ -49,6 +49,19 @@ SIGHTINGS = ("new_beneficiary", "new_device")
 OTHER = ("minutes_since_password_change",)
 #: Every velocity feature, for a caller that wants them all.
 ALL_VELOCITY = frozenset(VELOCITY)
+WINDOW_DELTAS = {window: dt.timedelta(seconds=seconds) for window, seconds in WINDOWS.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _needs(names: frozenset[str]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], bool]:
+    """What reading ``names`` binds: the dimensions, the windows (with their parameter's
+    name) and whether a sum (and so the currency) is among them."""
+    windows = tuple(
+        (window, f"b_since_{window}")
+        for window in WINDOWS
+        if any(name.endswith(f"_{window}") for name in names)
+    )
+    return dimensions_of(names), windows, any("_sum_" in name for name in names)
 
 
 def dimensions_of(names: AbstractSet[str]) -> tuple[str, ...]:
@@ -274,7 +287,7 @@ class DatabaseFeatures:
         statement = _read_statement(names, sightings, record=together)
         found: dict[str, Any] = {}
         if statement is not None:
-            params = self._velocity_params(activity)
+            params = self._velocity_params(activity, names)
             params["b_seen_beneficiary"] = activity.beneficiary or None
             params["b_seen_device"] = activity.device or None
             if together:
@@ -291,7 +304,7 @@ class DatabaseFeatures:
         names = frozenset(velocity) & ALL_VELOCITY
         query = _read_query(names, sightings)
         # The record's parameters hold the sightings' too (``b_seen_*``).
-        params = self._velocity_params(activity) if names else {}
+        params = self._velocity_params(activity, names)
         params.update(self._cte_params(activity))
         row = select(literal(1).label("recorded")) if query is None else query
         return Rider(("risk.features", names, sightings), row, params, [_RECORDED, _SIGHTED])
@@ -318,20 +331,38 @@ class DatabaseFeatures:
             "at": activity.at,
         }
 
-    @classmethod
-    def _cte_params(cls, activity: Activity) -> dict[str, Any]:
-        """The parameters of the ``recorded`` and ``sighted`` inserts."""
-        params = {f"r_{name}": value for name, value in cls._row(activity).items()}
-        params["b_seen_beneficiary"] = activity.beneficiary or None
-        params["b_seen_device"] = activity.device or None
-        return params
+    @staticmethod
+    def _cte_params(activity: Activity) -> dict[str, Any]:
+        """The parameters of the ``recorded`` and ``sighted`` inserts (``_row``'s, named
+        ``r_<column>``)."""
+        return {
+            "r_id": new_id(),
+            "r_txn_id": activity.txn_id,
+            "r_customer_id": activity.customer,
+            "r_device": activity.device,
+            "r_beneficiary": activity.beneficiary,
+            "r_address": activity.address,
+            "r_amount_minor": activity.amount_minor,
+            "r_currency": activity.currency,
+            "r_at": activity.at,
+            "b_seen_beneficiary": activity.beneficiary or None,
+            "b_seen_device": activity.device or None,
+        }
 
     @staticmethod
-    def _velocity_params(activity: Activity) -> dict[str, Any]:
-        params: dict[str, Any] = {f"b_{dim}": activity.value(dim) for dim in DIMENSIONS}
-        params["b_currency"] = activity.currency
-        for window, seconds in WINDOWS.items():
-            params[f"b_since_{window}"] = activity.at - dt.timedelta(seconds=seconds)
+    def _velocity_params(
+        activity: Activity, names: frozenset[str] = ALL_VELOCITY
+    ) -> dict[str, Any]:
+        """The parameters of the velocity numbers ``names``: their dimensions' values (the
+        customer always: the sightings read by it too), their windows' starts, and the
+        currency with any sum."""
+        dims, windows, sums = _needs(names)
+        params: dict[str, Any] = {f"b_{dim}": getattr(activity, dim) for dim in dims}
+        params["b_customer"] = activity.customer
+        if sums:
+            params["b_currency"] = activity.currency
+        for window, since in windows:
+            params[since] = activity.at - WINDOW_DELTAS[window]
         return params
 
     async def velocity(self, session: AsyncSession, activity: Activity) -> dict[str, int]:

@@ -104,6 +104,9 @@ class Evaluation:
     fired: tuple[Fired, ...] = field(default_factory=tuple)
 
 
+_NOTHING_FIRED = Evaluation("allow", 0)
+
+
 def compile_rule(expression: str) -> Any:
     """Compile one rule; raise RuleError with the line and column of a syntax error."""
     try:
@@ -248,6 +251,8 @@ def decide(fired: Iterable[Fired]) -> Evaluation:
     """Return the decision: the severest outcome and the summed score of the enforced rules
     that fired; shadow rules are kept for the record only."""
     kept = tuple(fired)
+    if not kept:
+        return _NOTHING_FIRED  # most transactions
     enforced = [f for f in kept if not f.shadow]
     outcome = max((f.outcome for f in enforced), key=SEVERITY.__getitem__, default="allow")
     return Evaluation(outcome, min(sum(f.score for f in enforced), 1000), kept)

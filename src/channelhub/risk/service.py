@@ -94,6 +94,8 @@ class EarlyRead:
 
     rules: RuleSet
     rider: Rider
+    #: The activity the rider counts.
+    activity: Activity
 
 
 @dataclass(slots=True)
@@ -224,13 +226,13 @@ class RiskEngine:
         store = self.features
         if self._stale or not isinstance(store, DatabaseFeatures):
             return None
-        rules = self.rules
+        rules, activity = self.rules, activity_of(txn)
         rider = store.rider(
-            activity_of(txn),
+            activity,
             velocity=rules.features & ALL_VELOCITY,
             sightings=not rules.features.isdisjoint(SIGHTINGS),
         )
-        return EarlyRead(rules, rider)
+        return EarlyRead(rules, rider, activity)
 
     async def assess(
         self,
@@ -256,7 +258,7 @@ class RiskEngine:
         if early is None and self._stale:
             await self.refresh(session)
         rules = self.rules if early is None else early.rules
-        activity = activity_of(txn)
+        activity = activity_of(txn) if early is None else early.activity
         features: dict[str, Any] = {}
         store = self.features
         # Only the numbers the rules read: the store computes no other.
