@@ -36,7 +36,14 @@ from channelhub.ledger import service as ledger
 from channelhub.ledger.schemas import Leg
 from channelhub.models import Branch, LedgerAccount, LedgerEntry, NumberSequence, Posting
 
-__all__ = ["DEMO_PIN", "SeedContext", "generated_count", "seed_bank", "seed_customers"]
+__all__ = [
+    "DEMO_PIN",
+    "SeedContext",
+    "card_expiry",
+    "generated_count",
+    "seed_bank",
+    "seed_customers",
+]
 
 #: Every demo card's PIN.
 DEMO_PIN = "1234"
@@ -177,11 +184,16 @@ def _account_row(
     }
 
 
+def card_expiry(issued_on: dt.date, years: int = 5) -> str:
+    """Return the ``YYMM`` expiry of a card issued on ``issued_on``: the same month ``years``
+    later (only the month counts, so a card issued on 29 February expires fine)."""
+    return f"{(issued_on.year + years) % 100:02d}{issued_on.month:02d}"
+
+
 def _card_row(
     ctx: SeedContext, serial: int, customer_id: Any, account_id: Any, issued_on: dt.date
 ) -> dict[str, Any]:
     number = pan(serial)
-    expiry = issued_on.replace(year=issued_on.year + 5)
     return {
         "id": new_id(),
         "pan_hash": pan_fingerprint(ctx.key, number),
@@ -189,7 +201,7 @@ def _card_row(
         "customer_id": customer_id,
         "account_id": account_id,
         "product_code": "CARD-DEBIT-CNY",
-        "expiry": expiry.strftime("%y%m"),
+        "expiry": card_expiry(issued_on),
         "status": "active",
         "pin_verifier": pin_verifier(ctx.key, number, DEMO_PIN),
         "issued_on": issued_on,
