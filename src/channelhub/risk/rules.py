@@ -6,6 +6,12 @@ single evaluation converts the transaction's variables once, where one program p
 would convert them a hundred times (about 30x slower for 100 rules). When that program
 fails (a rule reads a field that is missing, divides by zero), the rules are evaluated one
 by one, so that only the failing rule counts as its fallback outcome.
+
+The binding converts every value it is handed into CEL's own, and a map costs several times a
+scalar (the default rules: ~15 of ~18 µs an evaluation went to converting three small maps).
+So the one program reads each field a rule names (``txn.amount``) as a variable of its own
+(``txn__amount``), written into the source outside string literals; a variable a rule uses
+whole (``size(txn)``, ``has(txn.device)``) stays a map.
 """
 
 from __future__ import annotations
@@ -40,6 +46,13 @@ _FEATURE = re.compile(r"\bfeatures\.([a-z_][a-z0-9_]*)")
 #: whole (``"device" in txn``), which then goes whole.
 _FIELD = re.compile(r"\b(txn|customer|features|lists)\s*\.\s*([a-z_][a-z0-9_]*)")
 _WHOLE = re.compile(r"\b(txn|customer|features|lists)\b(?!\s*\.)")
+#: ``has()`` must select a field of a map: the variable it tests stays a map.
+_HAS = re.compile(r"\bhas\s*\(\s*(txn|customer|features|lists)\b")
+#: What the field-by-field rewriting leaves alone: escapes, triple quotes and comments would
+#: need a real lexer to tell string from code, and a rule set with any keeps its maps.
+_UNSCANNED = re.compile(r"\\|'''|\"\"\"|//")
+#: A string literal of a source free of the above: from a quote to the next same quote.
+_LITERAL = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
 class RuleError(ValueError):
@@ -196,6 +209,32 @@ def _fields_read(expressions: Iterable[str]) -> dict[str, frozenset[str] | None]
     return read
 
 
+def _flat_name(variable: str, name: str) -> str:
+    return f"{variable}__{name}"
+
+
+def _flatten_source(source: str, variables: frozenset[str]) -> str:
+    """Return ``source`` with each ``variable.field`` of ``variables`` outside string
+    literals written as the variable ``variable__field``."""
+
+    def flatten(code: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            # ``x.txn.amount`` selects from ``x`` (a comprehension's variable), not ``txn``.
+            selected = code[: match.start()].rstrip().endswith(".")
+            if match[1] not in variables or selected:
+                return match[0]
+            return _flat_name(match[1], match[2])
+
+        return _FIELD.sub(one, code)
+
+    pieces, at = [], 0
+    for literal in _LITERAL.finditer(source):
+        pieces += [flatten(source[at : literal.start()]), literal[0]]
+        at = literal.end()
+    pieces.append(flatten(source[at:]))
+    return "".join(pieces)
+
+
 class RuleSet:
     """The rules of one node, compiled into one program."""
 
@@ -205,8 +244,27 @@ class RuleSet:
         self.reads_customer = any("customer." in rule.expression for rule in self.rules)
         self._programs = tuple(compile_rule(rule.expression) for rule in self.rules)
         self._fields = _fields_read(rule.expression for rule in self.rules)
-        combined = ", ".join(f"({rule.expression})" for rule in self.rules)
+        self._flat = self._flattened()
+        sources = [rule.expression for rule in self.rules]
+        if self._flat:
+            flat_variables = frozenset(variable for variable, _, _ in self._flat)
+            sources = [_flatten_source(source, flat_variables) for source in sources]
+        combined = ", ".join(f"({source})" for source in sources)
         self._all = cel.compile(f"[{combined}]") if self.rules else None
+
+    def _flattened(self) -> tuple[tuple[str, str, str], ...]:
+        """(variable, field, its variable's name) of each field the one program reads as a
+        variable of its own; none when a source is beyond the simple scanning."""
+        sources = [rule.expression for rule in self.rules]
+        if any(_UNSCANNED.search(source) for source in sources):
+            return ()
+        tested = {variable for source in sources for variable in _HAS.findall(source)}
+        return tuple(
+            (variable, name, _flat_name(variable, name))
+            for variable, fields in self._fields.items()
+            if fields is not None and variable not in tested
+            for name in sorted(fields)
+        )
 
     def trim(self, activation: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Return ``activation`` with only what the rules read: handing a value to CEL costs
@@ -226,7 +284,7 @@ class RuleSet:
         if self._all is None:
             return Evaluation("allow", 0)
         try:
-            results: list[Any] = list(self._all.execute(dict(activation)))
+            results: list[Any] = list(self._all.execute(self._variables(activation)))
         except Exception:  # some rule failed: find out which, one at a time
             results = [self._one(program, activation) for program in self._programs]
         fired: list[Fired] = []
@@ -238,6 +296,18 @@ class RuleSet:
                 outcome = rule.on_error or error_outcome
                 fired.append(Fired(rule.name, rule.version, outcome, 0, rule.shadow, error=reason))
         return decide(fired)
+
+    def _variables(self, activation: Mapping[str, Any]) -> dict[str, Any]:
+        """The one program's variables: the flattened fields, and the variables it reads
+        whole (a field missing from ``activation`` is left out, which fails the program as
+        the missing key would, and the rules are then run one by one on ``activation``)."""
+        variables = dict(activation)
+        for variable, name, flat in self._flat:
+            variables.pop(variable, None)
+            value = activation.get(variable)
+            if value is not None and name in value:
+                variables[flat] = value[name]
+        return variables
 
     @staticmethod
     def _one(program: Any, activation: Mapping[str, Any]) -> Any:

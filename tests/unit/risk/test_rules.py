@@ -10,11 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channelhub.risk.rules import (
+    Evaluation,
     Fired,
     Rule,
     RuleError,
     RuleSet,
     check_rule,
+    compile_rule,
     decide,
     features_read,
     sample_activation,
@@ -242,3 +244,83 @@ _MIXED = RuleSet(
 def test_trimming_never_changes_a_verdict(activation: dict[str, Any]) -> None:
     full = _MIXED.evaluate(activation, error_outcome="review")
     assert _MIXED.evaluate(_MIXED.trim(activation), error_outcome="review") == full
+
+
+# Rules whose fields the one program must read right whether it takes them as variables of
+# their own or not: a path inside a string, a comprehension's variable with a field path like
+# the activation's, a field selected with spaces. Then a field tested with has() (its variable
+# stays a map), an escape in a string (every variable stays a map), a field that is not there
+# (the program fails and the rules run one by one).
+_TRICKY = [
+    _rule("literal", 'size("txn.amount") == 10 && txn.amount > 500000000', "review"),
+    _rule("single", "size('features.new_device') == 19 && features.new_beneficiary", "deny"),
+    _rule(
+        "nested",
+        '[{"tx" + "n": {"amount": 1}}].exists(x, has(x.txn.amount) && x . txn.amount == 1)'
+        " && features.new_device",
+        "challenge",
+    ),
+    _rule("spaced", "features . customer_count_5m >= 3 && lists .deny", "deny"),
+]
+_EXTRA = {
+    "fields apart": [],
+    "has() keeps txn whole": [_rule("tested", 'has(txn.device) && txn.device == ""', "allow")],
+    "an escape keeps maps": [
+        _rule("escaped", 'txn.device != "a\\"b" && features.new_beneficiary', "review")
+    ],
+    "a missing field": [_rule("missing", "txn.no_such_field > 1", "allow")],
+}
+
+
+def _one_by_one(rules: list[Rule], activation: dict[str, Any]) -> Evaluation:
+    """The verdict from each rule's own program on the activation as it is (maps)."""
+    fired = []
+    for rule in rules:
+        try:
+            result = compile_rule(rule.expression).execute(dict(activation))
+        except Exception:
+            result = None
+        if result is True:
+            fired.append(Fired(rule.name, rule.version, rule.outcome, rule.score, rule.shadow))
+        elif result is not False:
+            fired.append(Fired(rule.name, rule.version, rule.on_error, 0, rule.shadow, "x"))
+    return decide(fired)
+
+
+def _summary(evaluation: Evaluation) -> tuple[Any, ...]:
+    fired = [(f.rule, f.outcome, f.score, f.error is not None) for f in evaluation.fired]
+    return evaluation.outcome, evaluation.score, fired
+
+
+@pytest.mark.parametrize("extra", list(_EXTRA))
+@given(activation=_ACTIVATIONS)
+def test_fields_read_apart_give_each_rule_its_own_verdict(
+    extra: str, activation: dict[str, Any]
+) -> None:
+    rules = [*_TRICKY, *_EXTRA[extra]]
+    rule_set = RuleSet(rules)
+    trimmed = rule_set.trim(activation)
+    if extra != "a missing field":  # the one program runs: its answers are the ones compared
+        assert rule_set._all is not None
+        rule_set._all.execute(rule_set._variables(trimmed))
+    got = rule_set.evaluate(trimmed, error_outcome="review")
+    assert _summary(got) == _summary(_one_by_one(rules, activation))
+
+
+def test_fields_read_apart_are_what_the_one_program_is_handed() -> None:
+    """The default-like rules read five fields: the program gets five scalars, no maps."""
+    rule_set = RuleSet(
+        [
+            _rule("big", "features.new_beneficiary && txn.amount >= 200000", "challenge"),
+            _rule("listed", "lists.deny"),
+            _rule("literal", 'txn.currency == "lists.watch"'),
+        ]
+    )
+    handed = rule_set._variables(rule_set.trim(sample_activation()))
+    assert handed == {
+        "features__new_beneficiary": False,
+        "txn__amount": 100,
+        "txn__currency": "CNY",
+        "lists__deny": False,
+        "lists__watch": False,
+    }
