@@ -49,7 +49,7 @@ SIGHTINGS = ("new_beneficiary", "new_device")
 OTHER = ("minutes_since_password_change",)
 #: Every velocity feature, for a caller that wants them all.
 ALL_VELOCITY = frozenset(VELOCITY)
-WINDOW_DELTAS = {window: dt.timedelta(seconds=seconds) for window, seconds in WINDOWS.items()}
+_WINDOW_DELTAS = {window: dt.timedelta(seconds=seconds) for window, seconds in WINDOWS.items()}
 
 
 @functools.lru_cache(maxsize=64)
@@ -317,24 +317,16 @@ class DatabaseFeatures:
         names = frozenset(velocity) & ALL_VELOCITY
         return _found(row._asdict(), names, sightings, activity)
 
-    @staticmethod
-    def _row(activity: Activity) -> dict[str, Any]:
-        return {
-            "id": new_id(),
-            "txn_id": activity.txn_id,
-            "customer_id": activity.customer,
-            "device": activity.device,
-            "beneficiary": activity.beneficiary,
-            "address": activity.address,
-            "amount_minor": activity.amount_minor,
-            "currency": activity.currency,
-            "at": activity.at,
-        }
+    @classmethod
+    def _row(cls, activity: Activity) -> dict[str, Any]:
+        """The ``risk_activity`` row of ``activity`` (SQLite's separate insert)."""
+        params = cls._cte_params(activity)
+        return {name[2:]: value for name, value in params.items() if name.startswith("r_")}
 
     @staticmethod
     def _cte_params(activity: Activity) -> dict[str, Any]:
-        """The parameters of the ``recorded`` and ``sighted`` inserts (``_row``'s, named
-        ``r_<column>``)."""
+        """The parameters of the ``recorded`` and ``sighted`` inserts: the activity's row,
+        each column as ``r_<column>``, and the values sighted."""
         return {
             "r_id": new_id(),
             "r_txn_id": activity.txn_id,
@@ -362,7 +354,7 @@ class DatabaseFeatures:
         if sums:
             params["b_currency"] = activity.currency
         for window, since in windows:
-            params[since] = activity.at - WINDOW_DELTAS[window]
+            params[since] = activity.at - _WINDOW_DELTAS[window]
         return params
 
     async def velocity(self, session: AsyncSession, activity: Activity) -> dict[str, int]:
