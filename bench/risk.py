@@ -345,6 +345,7 @@ async def bench_cost(
     url: str, data_dir: Path, args: argparse.Namespace, redis_note: str | None
 ) -> tuple[list[Variant], list[str]]:
     """Seed, then let the variants take turns; return them and the ledger's problems."""
+    from channelhub.kit.heap import settle
     from channelhub.kit.logging import configure_logging
     from channelhub.runtime import Runtime
 
@@ -370,6 +371,8 @@ async def bench_cost(
             shared = Runtime.build(node_settings(url, data_dir, catalog, pool, redis))
             await shared.start()
             nodes.append(("full (Redis)", shared, "transfer.internal"))
+        # As `channelhub serve` does once started (kit/heap.py).
+        settle()
         variants = {name: Variant(name) for name, _, _ in nodes}
         tag = secrets.token_hex(4)
         for round_number in range(1, args.rounds + 1):

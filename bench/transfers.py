@@ -324,6 +324,7 @@ async def bench_channelhub(
 ) -> ChannelhubReport:
     """Build the runtime, seed, run every level, verify the ledger; always release the pool."""
     from channelhub.config import Settings
+    from channelhub.kit.heap import settle
     from channelhub.kit.logging import configure_logging
     from channelhub.runtime import Runtime
 
@@ -348,6 +349,8 @@ async def bench_channelhub(
             )
         if len(accounts) < 2:
             raise BenchError("fewer than two accounts to transfer between")
+        # As `channelhub serve` does once started (kit/heap.py).
+        settle()
         tag = secrets.token_hex(4)
         runs = []
         for level in args.concurrency:

@@ -715,6 +715,10 @@ async def _serve(settings: Settings, *, banner: Any) -> None:
     while not server.started and not task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     if server.started:
+        from channelhub.kit.heap import settle
+
+        # Started: what the node keeps for good is loaded; the collector stops walking it.
+        settle()
         sockname = server.servers[0].sockets[0].getsockname()
         base = f"http://{sockname[0]}:{sockname[1]}"
         out.print(
