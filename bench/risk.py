@@ -391,9 +391,12 @@ async def bench_cost(
                     pairs_seed=f"{SEED}:{round_number}",
                 )
                 variants[name].runs.append(result)
+                done = max(1, len(result.latencies))
+                pg = "" if result.pg_cpu is None else f", pg {result.pg_cpu / done * 1000:.2f} ms"
                 print(
                     f"  {result.rate:.0f} transfers/s, {sum(result.refused.values())} not "
-                    f"succeeded {dict(result.refused)}",
+                    f"succeeded {dict(result.refused)}; CPU per transfer: py "
+                    f"{result.cpu / done * 1000:.2f} ms{pg}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -447,6 +450,17 @@ def cost_table(variants: list[Variant], concurrency: int) -> str:
     full = next(v for v in variants if v.name == "full")
     cost = 1 - full.rate() / bare if bare else float("nan")
     verdict = "met" if cost < COST_TARGET else "NOT met"
+    rounds = [
+        1 - run.rate / base.rate
+        for run, base in zip(full.runs, variants[0].runs, strict=True)
+        if base.rate
+    ]
+    if rounds:
+        lines.append(
+            "full's cost round by round (the machine's speed drifts between rounds): "
+            + ", ".join(f"{each:.1%}" for each in rounds)
+            + f"; median {statistics.median(rounds):.1%}"
+        )
     lines.append(
         "py ms, pg ms: CPU per succeeded transfer of this process (node and load generator)"
         " and of PostgreSQL"
