@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from channelhub.kernel import TxnStatus
+from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank
 
 pytestmark = pytest.mark.asyncio
@@ -138,6 +139,8 @@ async def test_statement_refuses_a_reversed_or_too_long_range(bank: Bank) -> Non
 
 
 async def test_term_deposit_opens_and_closes_early_with_the_early_rate(bank: Bank) -> None:
+    # Opened and closed on one business day (the engine clock's), whenever the test runs.
+    at_bank_time(bank.runtime, 14)
     source = bank.accounts["alice.CNY"]
     opened = await bank.call(
         "alice",

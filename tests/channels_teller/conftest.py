@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -15,11 +14,14 @@ from sqlalchemy import Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channelhub.demo.catalog import DEMO_CUSTOMERS
+from channelhub.kit.clock import business_date
 from channelhub.kit.db import create_engine
 from channelhub.ledger import service as ledger
+from channelhub.runtime import Runtime
+from tests.risk.conftest import at_bank_time
 from tests.security.conftest import SecureNode, otp, secure_bank, secure_settings
 
-__all__ = ["ALICE_CARD", "BOB_CARD", "Desk", "alice", "bob", "desk_token", "today_in_bank"]
+__all__ = ["ALICE_CARD", "BOB_CARD", "Desk", "alice", "bob", "desk_token"]
 
 #: The demo cards, as the README prints them (every demo PIN is 1234).
 ALICE_CARD, BOB_CARD = "6234560000000016", "6234560000000024"
@@ -65,6 +67,20 @@ class Desk:
         self.node, self.http = node, http
         self.accounts = node.accounts
         self._keys = 0
+
+    @property
+    def runtime(self) -> Runtime:
+        """The serving node's runtime."""
+        assert self.node.runtime is not None, "the node's runtime is known (secure_bank)"
+        return self.node.runtime
+
+    def now(self) -> dt.datetime:
+        """The serving node's engine clock: what the desk's business day is read from."""
+        return self.runtime.engine.clock()
+
+    def today(self) -> str:
+        """The desk's business date (the engine clock's day in the bank's time zone)."""
+        return business_date(self.now(), self.runtime.engine.settings.time_zone).isoformat()
 
     async def call(
         self,
@@ -145,11 +161,11 @@ class Desk:
 async def desk(
     database_url: str, tmp_path: Path, http: aiohttp.ClientSession
 ) -> AsyncIterator[Desk]:
-    """The demo bank with its staff, served over HTTP, and its desk."""
+    """The demo bank with its staff, served over HTTP, and its desk, at 14:30 bank time.
+
+    The desk's business day (a cash position's, an approval's end) is read from the node's
+    engine clock: pinned to the afternoon, a test never straddles the bank's midnight."""
     async with secure_bank(secure_settings(database_url, tmp_path)) as node:
+        assert node.runtime is not None
+        at_bank_time(node.runtime, 14)
         yield Desk(node, http)
-
-
-def today_in_bank() -> str:
-    """Return today's business date in the demo bank's time zone (Asia/Shanghai)."""
-    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()

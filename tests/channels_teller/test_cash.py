@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.channels_teller.conftest import ALICE_CARD, Desk, alice, desk_token, today_in_bank
+from tests.channels_teller.conftest import ALICE_CARD, Desk, alice, desk_token
 
 pytestmark = pytest.mark.asyncio
 
@@ -56,7 +56,7 @@ async def test_cash_deposit_and_withdrawal_move_the_branch_cash_account(desk: De
     status, body = await desk.call(teller, "teller.cash.position", {}, key=None)
     assert status == 200, body
     assert body["data"]["teller"] == "teller1"
-    assert body["data"]["date"] == today_in_bank()
+    assert body["data"]["date"] == desk.today()
     assert body["data"]["positions"] == [
         {
             "currency": "CNY",

@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 from channelhub.kernel.model import TxnStatus
-from channelhub.kit.clock import utc_now
 from channelhub.runtime import Runtime
 from tests.channels_teller.conftest import Desk, alice, desk_token
 
@@ -40,10 +39,12 @@ async def test_an_undecided_approval_expires_and_releases_the_money(desk: Desk) 
     runtime = Runtime.build(desk.node.settings)
     try:
         teller_desk, kernel = runtime.engine.services["teller"], runtime.engine
-        # Still its business day: nothing expires.
-        assert await teller_desk.expire_overdue(kernel, now=utc_now()) == 0
+        # Still its business day (by the serving node's clock, which parked it): nothing
+        # expires.
+        now = desk.now()
+        assert await teller_desk.expire_overdue(kernel, now=now) == 0
         # Two days on, the sweep (any node's) expires it, once.
-        later = utc_now() + dt.timedelta(days=2)
+        later = now + dt.timedelta(days=2)
         assert await teller_desk.expire_overdue(kernel, now=later) == 1
         assert await teller_desk.expire_overdue(kernel, now=later) == 0
     finally:

@@ -24,6 +24,7 @@ from tests.channels_iso8583.conftest import ALICE_PAN, PIN, AtmNode, atm_setting
 from tests.channels_teller.conftest import Desk, alice, desk_token
 from tests.conftest import serving
 from tests.limits.conftest import set_bank_limit
+from tests.risk.conftest import at_bank_time
 from tests.security.conftest import SecureNode, call, login
 from tests.support.bank import Bank, open_bank
 
@@ -63,7 +64,10 @@ async def serve_every_channel(settings: Settings) -> AsyncIterator[Branch]:
         node = serving(settings)
         async with node as base, aiohttp.ClientSession() as http:
             app: Any = node.server.config.app
-            web = SecureNode(base, settings, dict(bank.accounts))
+            # One daily limit over three channels: its day is the node's engine clock's, at
+            # 14:30 bank time, so the test never straddles the bank's midnight.
+            at_bank_time(app.state.runtime, 14)
+            web = SecureNode(base, settings, dict(bank.accounts), app.state.runtime)
             host, port = app.state.iso8583.address
             yield Branch(web, AtmNode(host, port, bank, settings), Desk(web, http), bank)
     finally:

@@ -13,6 +13,7 @@ from channelhub.limits.schemas import LimitChangeBody
 from channelhub.limits.service import change_bank_limit
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings
+from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank, open_bank
 from tests.support.databases import redis_keyspace
 
@@ -44,8 +45,11 @@ async def limit_runtime(limit_settings: Settings) -> AsyncIterator[Runtime]:
 
 @pytest.fixture
 async def bank(limit_runtime: Runtime) -> Bank:
-    """The demo bank."""
-    return await open_bank(limit_runtime)
+    """The demo bank, at 14:30 bank time: a daily limit's day is the engine clock's, and a
+    test never straddles the bank's midnight."""
+    opened = await open_bank(limit_runtime)
+    at_bank_time(limit_runtime, 14)
+    return opened
 
 
 async def set_bank_limit(runtime: Runtime, **fields: object) -> dict[str, object]:

@@ -10,19 +10,24 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from channelhub.kernel.model import TxnStatus
-from channelhub.kit.clock import utc_now
 from channelhub.runtime import Runtime
 from tests.limits.conftest import set_bank_limit
 from tests.support.bank import Bank
 
 
 async def _used(bank: Bank, limit_id: str) -> tuple[int, int]:
-    """What the counters hold for alice on ``limit_id`` today, wherever they are kept."""
+    """What the counters hold for alice on ``limit_id`` today (the engine clock's business
+    day, the one its transactions counted in), wherever they are kept."""
     runtime = bank.runtime
     customer = bank.principals["alice"].attributes["customer_id"]
     async with runtime.sessions() as session:
         views = await runtime.limits.customer_limits(
-            session, customer_id=customer, segment=None, accounts=[], cards=[], now=utc_now()
+            session,
+            customer_id=customer,
+            segment=None,
+            accounts=[],
+            cards=[],
+            now=runtime.engine.clock(),
         )
     view = next(v for v in views if v["id"] == limit_id)
     return int(view["used"].replace(".", "")), int(view["count_used"])

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pyotp
@@ -36,6 +37,8 @@ class SecureNode:
     base: str
     settings: Settings
     accounts: dict[str, str]
+    #: The serving node's own runtime (its engine's clock may be set), where the test has it.
+    runtime: Runtime | None = None
 
     def url(self, path: str) -> str:
         """Return the absolute URL of ``path``."""
@@ -80,8 +83,10 @@ async def secure_bank(settings: Settings) -> AsyncIterator[SecureNode]:
         await seed_partner(runtime.sessions, runtime.security, now=utc_now())
     finally:
         await runtime.close()
-    async with serving(settings) as base:
-        yield SecureNode(base, settings, dict(bank.accounts))
+    node = serving(settings)
+    async with node as base:
+        app: Any = node.server.config.app
+        yield SecureNode(base, settings, dict(bank.accounts), app.state.runtime)
 
 
 async def login(
