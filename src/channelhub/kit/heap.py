@@ -15,8 +15,9 @@ def settle() -> int:
     (the catalog, compiled rules, SQLAlchemy's metadata, imported modules). Every full pass
     of the collector walks all of them while every transfer in flight waits (in bench/risk.py's
     process, which holds its load generator's customers too, ~0.1 s a pass, every few seconds
-    under load). Objects created after this are collected as usual. Call it once, when the node is
-    ready to serve: objects frozen are never freed, even if they become garbage later.
+    under load). Objects created after this are collected as usual. Call it once, when the node
+    is ready to serve: reference counting still frees a frozen object nothing refers to, but a
+    cycle among them that becomes garbage later is never collected.
     """
     gc.collect()
     gc.freeze()
