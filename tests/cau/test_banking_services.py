@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from channelhub.kernel import TxnStatus
-from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank
+from tests.support.clock import at_bank_time
 
 pytestmark = pytest.mark.asyncio
 

@@ -18,8 +18,8 @@ from channelhub.kit.clock import business_date
 from channelhub.kit.db import create_engine
 from channelhub.ledger import service as ledger
 from channelhub.runtime import Runtime
-from tests.risk.conftest import at_bank_time
 from tests.security.conftest import SecureNode, otp, secure_bank, secure_settings
+from tests.support.clock import at_bank_time
 
 __all__ = ["ALICE_CARD", "BOB_CARD", "Desk", "alice", "bob", "desk_token"]
 

@@ -15,8 +15,8 @@ from channelhub.connectors.simulators.clearing import ClearingSimulator
 from channelhub.kernel import RecoveryWorker, journal
 from channelhub.runtime import Runtime
 from tests.limits.conftest import set_bank_limit
-from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank, open_bank
+from tests.support.clock import at_bank_time
 from tests.support.processes import stop_all
 
 

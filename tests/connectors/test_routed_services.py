@@ -25,8 +25,8 @@ from channelhub.kernel.model import TxnStatus
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings
 from tests.connectors.conftest import journal_row, limit_used, open_limited_bank, recovery
-from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank, open_bank
+from tests.support.clock import at_bank_time
 
 ROUTES = {"account.balance": "core-balance", "transfer.internal": "core-transfer"}
 #: The core's own balances for alice and bob, different from the built-in ledger's, so that

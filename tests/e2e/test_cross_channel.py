@@ -24,9 +24,9 @@ from tests.channels_iso8583.conftest import ALICE_PAN, PIN, AtmNode, atm_setting
 from tests.channels_teller.conftest import Desk, alice, desk_token
 from tests.conftest import serving
 from tests.limits.conftest import set_bank_limit
-from tests.risk.conftest import at_bank_time
 from tests.security.conftest import SecureNode, call, login
 from tests.support.bank import Bank, open_bank
+from tests.support.clock import at_bank_time
 
 pytestmark = pytest.mark.asyncio
 

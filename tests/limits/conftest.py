@@ -13,8 +13,8 @@ from channelhub.limits.schemas import LimitChangeBody
 from channelhub.limits.service import change_bank_limit
 from channelhub.runtime import Runtime
 from tests.conftest import make_settings
-from tests.risk.conftest import at_bank_time
 from tests.support.bank import Bank, open_bank
+from tests.support.clock import at_bank_time
 from tests.support.databases import redis_keyspace
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
@@ -15,8 +14,7 @@ from channelhub.risk.defaults import install_defaults
 from channelhub.risk.service import normalize_name
 from channelhub.runtime import Runtime
 from tests.support.bank import Bank, open_bank
-
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+from tests.support.clock import at_bank_time
 
 
 @pytest.fixture
@@ -39,14 +37,6 @@ async def decisions(bank: Bank, txn_id: uuid.UUID) -> list[Any]:
     """A transaction's risk decisions, oldest first."""
     async with bank.runtime.sessions() as session:
         return list(await repository.decisions_of(session, txn_id))
-
-
-def at_bank_time(runtime: Runtime, hour: int, minute: int = 30) -> None:
-    """Make the engine's clock read today's ``hour:minute`` in Shanghai, ticking on."""
-    start = utc_now()
-    today = start.astimezone(SHANGHAI).date()
-    fixed = dt.datetime.combine(today, dt.time(hour, minute), tzinfo=SHANGHAI).astimezone(dt.UTC)
-    runtime.engine.clock = lambda: fixed + (utc_now() - start)
 
 
 async def add_to_list(runtime: Runtime, list_name: str, kind: str, value: str) -> None:

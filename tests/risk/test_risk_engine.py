@@ -20,8 +20,9 @@ from channelhub.limits.service import change_bank_limit
 from channelhub.risk.errors import RuleInvalid
 from channelhub.risk.schemas import RuleBody
 from channelhub.risk.service import save_rule
-from tests.risk.conftest import add_to_list, at_bank_time, decisions
+from tests.risk.conftest import add_to_list, decisions
 from tests.support.bank import Bank
+from tests.support.clock import at_bank_time
 
 
 async def _available(bank: Bank, number: str) -> int:

@@ -18,10 +18,10 @@ from channelhub.kit.clock import utc_now
 from channelhub.risk.defaults import install_defaults
 from channelhub.runtime import Runtime
 from tests.conftest import serving
-from tests.risk.conftest import at_bank_time
 from tests.security.conftest import SecureNode, mfa_login, secure_settings
 from tests.security.test_staff import staff_token
 from tests.support.bank import open_bank
+from tests.support.clock import at_bank_time
 
 pytestmark = pytest.mark.asyncio
 
