@@ -12,6 +12,7 @@ import pytest
 from channelhub.kernel.model import TxnStatus
 from channelhub.runtime import Runtime
 from tests.channels_teller.conftest import Desk, alice, desk_token
+from tests.support.clock import at_bank_time
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,4 +63,30 @@ async def test_an_undecided_approval_expires_and_releases_the_money(desk: Desk) 
         f"/teller/v1/approvals/{txn}/approve", {}, {"Authorization": f"Bearer {supervisor}"}
     )
     assert (status, refused["code"]) == (409, "APPROVAL_NOT_PENDING"), refused
+    assert await desk.ledger_problems() == []
+
+
+async def test_an_approval_expires_by_the_banks_clock_not_the_wall_clock(desk: Desk) -> None:
+    """The desk parks and decides by one clock, the engine's: on a node whose clock reads
+    yesterday afternoon (the wall clock being past yesterday's end), a supervisor still
+    approves within the approval's business day."""
+    assert desk.node.runtime is not None
+    at_bank_time(desk.node.runtime, 14, days=-1)
+    teller = await desk_token(desk.http, desk.node, "teller1")
+    supervisor = await desk_token(desk.http, desk.node, "super1")
+    account = desk.accounts["alice.CNY"]
+    status, held = await desk.call(
+        teller,
+        "cash.deposit",
+        {"account": account, "amount": "60000.00", "currency": "CNY"},
+        customer=alice(),
+    )
+    assert (status, held["code"]) == (202, "APPROVAL_REQUIRED"), held
+    status, decided = await desk.raw(
+        f"/teller/v1/approvals/{held['txn_id']}/approve",
+        {},
+        {"Authorization": f"Bearer {supervisor}"},
+    )
+    assert status == 200, decided
+    assert decided["approval"]["transaction"]["status"] == "succeeded"
     assert await desk.ledger_problems() == []

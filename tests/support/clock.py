@@ -13,9 +13,10 @@ __all__ = ["at_bank_time"]
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
-def at_bank_time(runtime: Runtime, hour: int, minute: int = 30) -> None:
-    """Make the engine's clock read today's ``hour:minute`` in Shanghai, ticking on."""
+def at_bank_time(runtime: Runtime, hour: int, minute: int = 30, *, days: int = 0) -> None:
+    """Make the engine's clock read ``hour:minute`` in Shanghai, ticking on: today's, or
+    ``days`` from today (-1: yesterday)."""
     start = utc_now()
-    today = start.astimezone(SHANGHAI).date()
-    fixed = dt.datetime.combine(today, dt.time(hour, minute), tzinfo=SHANGHAI).astimezone(dt.UTC)
+    day = start.astimezone(SHANGHAI).date() + dt.timedelta(days=days)
+    fixed = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=SHANGHAI).astimezone(dt.UTC)
     runtime.engine.clock = lambda: fixed + (utc_now() - start)

@@ -489,7 +489,8 @@ class TellerDesk:
             ApprovalNotPending: decided already, expired (approving), or its transaction is
                 no longer waiting.
         """
-        now = utc_now()
+        # The engine's clock, which parked the transaction and set the approval's expiry.
+        now = kernel.clock()
         approver = principal.attributes.get("username", "")
         refusal: ChannelhubError | None = None
         result: TransactionResult | None = None
