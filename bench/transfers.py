@@ -451,15 +451,17 @@ async def worker(
     window: Window,
     result: RunResult,
     service: str = SERVICE,
+    sources: Iterator[int] | None = None,
 ) -> None:
-    """Transfer between random pairs back to back until the window closes."""
+    """Transfer between random pairs back to back until the window closes; with
+    ``sources``, each transfer's source is the next it yields (the target stays random)."""
     from channelhub.kernel import TransactionRequest, TxnStatus
 
     count = len(accounts)
     for seq in itertools.count():
         if time.perf_counter() >= window.end:
             return
-        source = rng.randrange(count)
+        source = rng.randrange(count) if sources is None else next(sources)
         target = rng.randrange(count - 1)
         target += target >= source  # distinct from the source, uniformly
         request = TransactionRequest(
@@ -492,6 +494,14 @@ async def worker(
             result.refused[f"{answer.status.value} {answer.code}"] += 1
 
 
+def even_sources(count: int, seed: str) -> Iterator[int]:
+    """Account indexes in one shuffled order, over and over: each account's turn to send
+    comes once in every ``count``, where random picks would give some several in a row."""
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return itertools.cycle(order)
+
+
 async def closed_loop(
     runtime: Runtime,
     accounts: list[str],
@@ -501,10 +511,13 @@ async def closed_loop(
     tag: str,
     service: str = SERVICE,
     pairs_seed: str = str(SEED),
+    *,
+    sources: Iterator[int] | None = None,
 ) -> RunResult:
     """Run ``concurrency`` workers for a warm-up plus ``duration`` seconds; measure the latter.
     Worker i draws its pairs from ``random.Random(f"{pairs_seed}:{concurrency}:{i}")``: the same
-    seed, the same pairs."""
+    seed, the same pairs. ``sources``, shared by the workers, gives the accounts the money
+    leaves instead (``even_sources``)."""
     result = RunResult(concurrency, elapsed=duration)
     now = time.perf_counter()
     window = Window(now + WARMUP_SECONDS, now + WARMUP_SECONDS + duration)
@@ -519,6 +532,7 @@ async def closed_loop(
                 window,
                 result,
                 service,
+                sources,
             )
         )
         for i in range(concurrency)
