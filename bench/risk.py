@@ -376,7 +376,7 @@ async def bench_cost(
         tag = secrets.token_hex(4)
         # Each variant sends from every account in turn, continuing its own cycle from round
         # to round: a customer's transfers in the database's activity come minutes apart, as
-        # an innocent customer's do, where random picks gave some five within five minutes,
+        # an innocent customer's do, where random picks gave some six within five minutes,
         # which the burst rule holds for review (a policy's outcome, not the controls' cost).
         # The priming continues as full's.
         cycles: defaultdict[str, Iterator[int]] = defaultdict(

@@ -347,7 +347,8 @@ class Runtime:
         teller = self.engine.services["teller"]
         loops.every(
             TELLER_EXPIRY_SECONDS,
-            lambda: teller.expire_overdue(self.engine, now=utc_now()),
+            # The engine's clock: the one that parked the approvals and set their expiry.
+            lambda: teller.expire_overdue(self.engine, now=self.engine.clock()),
             name="teller_expiry",
         )
         loops.every(
@@ -361,8 +362,9 @@ class Runtime:
 
     async def purge_round(self) -> None:
         """Purge and log what went (once an hour, from the first minute on, on every node:
-        a row already gone is simply not found again)."""
-        purged = await self.purge(utc_now())
+        a row already gone is simply not found again), by the engine's clock, which dated the
+        counters and the activity."""
+        purged = await self.purge(self.engine.clock())
         if purged.counters or purged.activity:
             log.info("purged", counters=purged.counters, activity=purged.activity)
 
